@@ -1,0 +1,1 @@
+"""End-user accounts and organisations, addressed by the SaaS's own ids."""

@@ -1,0 +1,1 @@
+"""The GraphQL API: shared plumbing. Each domain's types, queries and mutations live beside it."""

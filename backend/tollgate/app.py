@@ -1,0 +1,95 @@
+"""The starlette application: /graphql, /healthz, and the lifespan that owns connections."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from tollgate import jobs
+from tollgate.api.context import Context
+from tollgate.api.schema import build_schema
+from tollgate.auth import service as auth
+from tollgate.config import Settings
+from tollgate.db import Database, create_engine
+from tollgate.health import healthz
+
+log = logging.getLogger(__name__)
+
+
+def bearer_token(request: Request | WebSocket) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    async def get_context(  # type: ignore[override]
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        state = request.app.state
+        principal = None
+        if (token := bearer_token(request)) is not None:
+            async with state.db.transaction() as session:
+                principal = await auth.authenticate(session, token)
+        return Context(
+            db=state.db,
+            redis=state.redis,
+            settings=state.settings,
+            principal=principal,
+            request=request,
+            response=response,
+        )
+
+
+def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
+    """`settings` must carry the database and Redis URLs (the CLI fills in embedded ones)."""
+    graphql = GraphQLApp(
+        build_schema(introspection=settings.is_dev),
+        graphql_ide="graphiql" if settings.is_dev else None,
+        allow_queries_via_get=False,
+        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        db = Database(create_engine(settings))
+        redis = Redis.from_url(settings.redis_url or "")
+        app.state.db, app.state.redis, app.state.settings = db, redis, settings
+        if settings.bootstrap_admin_key:
+            async with db.transaction() as session:
+                await auth.ensure_bootstrap_key(session, settings.bootstrap_admin_key)
+        worker_task = None
+        if run_worker:
+            worker = jobs.create_worker(settings, db)
+            worker_task = asyncio.create_task(worker.main(), name="tollgate-worker")
+        try:
+            yield
+        finally:
+            if worker_task is not None:
+                await worker.close()
+                worker_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await worker_task
+            await redis.aclose()
+            await db.dispose()
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+        ],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,1 @@
+"""Who changed what, through which operation, with which result."""

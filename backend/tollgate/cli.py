@@ -1,0 +1,146 @@
+"""The `tollgate` command: serve, worker, migrate, keys, schema."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from tollgate.config import Settings
+
+log = logging.getLogger("tollgate")
+
+
+@contextlib.contextmanager
+def resolved_settings(*, need_redis: bool = True) -> Iterator[Settings]:
+    """Settings with database and Redis URLs: from the environment, or embedded servers under
+    the data folder, started here and stopped when the block ends."""
+    from tollgate.runtime.embedded import embedded_services
+
+    settings = Settings.from_env()
+    want_pg = settings.database_url is None
+    want_redis = need_redis and settings.redis_url is None
+    if not (want_pg or want_redis):
+        yield settings
+        return
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with embedded_services(settings.data_dir.resolve(), postgres=want_pg, redis=want_redis) as (
+        db_url,
+        redis_url,
+    ):
+        yield dataclasses.replace(
+            settings,
+            database_url=settings.database_url or db_url,
+            redis_url=settings.redis_url or redis_url,
+        )
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+
+
+@click.group()
+def main() -> None:
+    """Tollgate: metering, credits, enforcement and pricing for AI products."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--no-worker", is_flag=True, help="Do not run background jobs in this process.")
+def serve(host: str, port: int, no_worker: bool) -> None:
+    """Run the API (and, unless --no-worker, the background jobs)."""
+    import uvicorn
+
+    from tollgate import migrate
+    from tollgate.app import create_app
+
+    _logging()
+    with resolved_settings() as settings:
+        assert settings.database_url is not None
+        migrate.upgrade(settings.database_url)
+        app = create_app(settings, run_worker=not no_worker)
+        log.info("Tollgate on http://%s:%d (GraphQL at /graphql, env=%s)", host, port, settings.env)
+        uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+
+
+@main.command()
+def worker() -> None:
+    """Run the background jobs (expiry, clean-up) on their own."""
+    from tollgate import jobs
+
+    _logging()
+    with resolved_settings() as settings:
+        jobs.create_worker(settings).run()
+
+
+@main.command()
+def migrate() -> None:
+    """Apply database migrations."""
+    from tollgate import migrate as migrations
+
+    _logging()
+    with resolved_settings(need_redis=False) as settings:
+        assert settings.database_url is not None
+        migrations.upgrade(settings.database_url)
+    click.echo("migrations applied")
+
+
+@main.group()
+def keys() -> None:
+    """Admin API keys."""
+
+
+@keys.command("create")
+@click.option("--role", type=click.Choice(["owner", "admin", "analyst"]), required=True)
+@click.option("--name", required=True)
+def keys_create(role: str, name: str) -> None:
+    """Create an admin key and print its secret (shown only this once)."""
+    from tollgate import migrate as migrations
+    from tollgate.auth.service import create_key
+    from tollgate.db import Database, create_engine
+    from tollgate.errors import ValidationFailed
+
+    async def run(settings: Settings) -> str:
+        db = Database(create_engine(settings))
+        try:
+            async with db.transaction() as session:
+                created = await create_key(session, name=name, role=role, created_by="cli")
+        finally:
+            await db.dispose()
+        if isinstance(created, ValidationFailed):
+            raise click.BadParameter(created.message, param_hint=created.field)
+        return created.secret
+
+    with resolved_settings(need_redis=False) as settings:
+        assert settings.database_url is not None
+        migrations.upgrade(settings.database_url)
+        click.echo(asyncio.run(run(settings)))
+
+
+@main.command()
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("schema.graphql"),
+)
+def schema(output: Path) -> None:
+    """Write the GraphQL schema (SDL); `-` prints it."""
+    from tollgate.api.schema import schema_sdl
+
+    sdl = schema_sdl()
+    if str(output) == "-":
+        sys.stdout.write(sdl)
+    else:
+        output.write_text(sdl)
+        click.echo(f"wrote {output}")

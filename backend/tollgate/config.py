@@ -1,0 +1,50 @@
+"""Settings read from the environment, once, at start-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = field(default_factory=lambda: Path(".tollgate"))
+    env: str = "dev"
+    bootstrap_admin_key: str | None = None
+    # Idempotency keys are kept at least this long (Stripe keeps them 24 h; we keep a week).
+    idempotency_retention_days: int = 7
+    db_pool_size: int = 20
+    db_max_overflow: int = 20
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env == "dev"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            database_url=os.environ.get("DATABASE_URL") or None,
+            redis_url=os.environ.get("REDIS_URL") or None,
+            data_dir=Path(os.environ.get("TOLLGATE_DATA_DIR") or ".tollgate"),
+            env=os.environ.get("TOLLGATE_ENV") or "dev",
+            bootstrap_admin_key=os.environ.get("TOLLGATE_BOOTSTRAP_ADMIN_KEY") or None,
+            idempotency_retention_days=max(7, _int("TOLLGATE_IDEMPOTENCY_RETENTION_DAYS", 7)),
+            db_pool_size=_int("TOLLGATE_DB_POOL_SIZE", 20),
+            db_max_overflow=_int("TOLLGATE_DB_MAX_OVERFLOW", 20),
+        )
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Accept plain postgres:// URLs and point them at the asyncpg driver."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError(f"DATABASE_URL must be a PostgreSQL URL, got {url.split(':', 1)[0]}://…")

@@ -1,0 +1,67 @@
+"""Database engine, session factory and the declarative base every domain's models share."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, MetaData, func
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from tollgate.config import Settings, sqlalchemy_url
+
+# Stable constraint names so Alembic migrations and the models never disagree.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {int: BigInteger, datetime: DateTime(timezone=True)}
+
+
+class CreatedAt:
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
+    target = url or settings.database_url
+    if not target:
+        raise RuntimeError("no database URL: set DATABASE_URL or start the embedded PostgreSQL")
+    return create_async_engine(
+        sqlalchemy_url(target),
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=False,
+        # Each business operation is short; a stuck lock must fail rather than hang a worker.
+        connect_args={"server_settings": {"lock_timeout": "10s", "application_name": "tollgate"}},
+    )
+
+
+class Database:
+    """Owns the engine; `transaction()` is the one way business operations get a session."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One transaction: committed when the block ends, rolled back when it raises."""
+        async with self.sessions.begin() as session:
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

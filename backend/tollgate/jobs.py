@@ -1,0 +1,70 @@
+"""Background jobs, and the only module that knows they run on arq.
+
+What a job must do lives in PostgreSQL (a grant's `expiresAt`, a key's age), so a lost Redis
+queue loses nothing: the next run finds the same work. Every job is safe to run twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from arq import cron
+from arq.connections import RedisSettings
+from arq.worker import Worker
+
+from tollgate import idempotency
+from tollgate.config import Settings
+from tollgate.db import Database, create_engine
+from tollgate.ledger.expiry import expire_due_grants
+
+log = logging.getLogger(__name__)
+
+
+async def expire_grants(ctx: dict[str, Any]) -> int:
+    count = await expire_due_grants(ctx["db"], now=datetime.now(UTC))
+    if count:
+        log.info("expired %d grants", count)
+    return count
+
+
+async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:
+    settings: Settings = ctx["settings"]
+    async with ctx["db"].transaction() as session:
+        return await idempotency.purge_expired(
+            session, timedelta(days=settings.idempotency_retention_days)
+        )
+
+
+FUNCTIONS = [expire_grants, purge_idempotency_keys]
+CRON_JOBS = [
+    # Hourly, and once at start so a service that was down catches up.
+    cron(expire_grants, minute=0, second=0, run_at_startup=True),
+    cron(purge_idempotency_keys, hour=3, minute=17, second=0),
+]
+
+
+def create_worker(settings: Settings, db: Database | None = None) -> Worker:
+    """A worker for `tollgate worker`, or (given the app's database) inside `tollgate serve`."""
+    ctx: dict[str, Any] = {"settings": settings}
+    if db is not None:
+        ctx["db"] = db
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        ctx.setdefault("db", Database(create_engine(settings)))
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        if db is None:
+            await ctx["db"].dispose()
+
+    return Worker(
+        functions=FUNCTIONS,
+        cron_jobs=CRON_JOBS,
+        redis_settings=RedisSettings.from_dsn(settings.redis_url or "redis://localhost:6379"),
+        ctx=ctx,
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+        handle_signals=db is None,
+        queue_name="tollgate:jobs",
+    )

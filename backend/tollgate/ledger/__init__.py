@@ -1,0 +1,1 @@
+"""The credit ledger: double-entry, append-only, integers only."""

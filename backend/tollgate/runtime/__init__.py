@@ -1,0 +1,1 @@
+"""Process-level runtime helpers (embedded services)."""
