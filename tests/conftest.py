@@ -14,6 +14,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
+
 from tollgate import migrate
 from tollgate.app import create_app
 from tollgate.config import Settings, sqlalchemy_url

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 import redis
+
 from tollgate.runtime.embedded import EmbeddedPostgres, EmbeddedRedis, embedded_services
 
 BACKEND = Path(__file__).resolve().parents[1] / "backend"

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq import cron
-from arq.connections import RedisSettings
+from arq.connections import RedisSettings, create_pool
 from arq.worker import Worker
 
 from tollgate import idempotency
@@ -20,6 +20,7 @@ from tollgate.db import Database, create_engine
 from tollgate.ledger.expiry import expire_due_grants
 
 log = logging.getLogger(__name__)
+QUEUE = "tollgate:jobs"
 
 
 async def expire_grants(ctx: dict[str, Any]) -> int:
@@ -45,7 +46,20 @@ CRON_JOBS = [
 ]
 
 
-def create_worker(settings: Settings, db: Database | None = None) -> Worker:
+def redis_settings(settings: Settings) -> RedisSettings:
+    return RedisSettings.from_dsn(settings.redis_url or "redis://localhost:6379")
+
+
+async def enqueue(settings: Settings, job: str, **kwargs: Any) -> None:
+    """Queue a job by name, e.g. to run expiry now rather than at the next hour."""
+    pool = await create_pool(redis_settings(settings))
+    try:
+        await pool.enqueue_job(job, _queue_name=QUEUE, **kwargs)
+    finally:
+        await pool.aclose()
+
+
+def create_worker(settings: Settings, db: Database | None = None, *, burst: bool = False) -> Worker:
     """A worker for `tollgate worker`, or (given the app's database) inside `tollgate serve`."""
     ctx: dict[str, Any] = {"settings": settings}
     if db is not None:
@@ -61,10 +75,11 @@ def create_worker(settings: Settings, db: Database | None = None) -> Worker:
     return Worker(
         functions=FUNCTIONS,
         cron_jobs=CRON_JOBS,
-        redis_settings=RedisSettings.from_dsn(settings.redis_url or "redis://localhost:6379"),
+        redis_settings=redis_settings(settings),
         ctx=ctx,
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         handle_signals=db is None,
-        queue_name="tollgate:jobs",
+        queue_name=QUEUE,
+        burst=burst,
     )
