@@ -23,6 +23,7 @@ from tollgate.auth import service as auth
 from tollgate.config import Settings
 from tollgate.db import Database, create_engine
 from tollgate.health import healthz
+from tollgate.invalidation import InvalidationBus
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class GraphQLApp(GraphQL[Context, None]):
             db=state.db,
             redis=state.redis,
             settings=state.settings,
+            bus=state.bus,
             principal=principal,
             request=request,
             response=response,
@@ -66,7 +68,9 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = Database(create_engine(settings))
         redis = Redis.from_url(settings.redis_url or "")
-        app.state.db, app.state.redis, app.state.settings = db, redis, settings
+        bus = InvalidationBus(redis)
+        await bus.start()
+        app.state.db, app.state.redis, app.state.settings, app.state.bus = db, redis, settings, bus
         if settings.bootstrap_admin_key:
             async with db.transaction() as session:
                 await auth.ensure_bootstrap_key(session, settings.bootstrap_admin_key)
@@ -82,6 +86,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
                 worker_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await worker_task
+            await bus.stop()
             await redis.aclose()
             await db.dispose()
 

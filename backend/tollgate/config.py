@@ -23,6 +23,8 @@ class Settings:
     idempotency_retention_days: int = 7
     db_pool_size: int = 20
     db_max_overflow: int = 20
+    # What one credit is worth, in micro-USD (1e-6 USD): 1,000 means 1 credit = $0.001.
+    credit_value_micros: int = 1_000
 
     @property
     def is_dev(self) -> bool:
@@ -39,6 +41,7 @@ class Settings:
             idempotency_retention_days=max(7, _int("TOLLGATE_IDEMPOTENCY_RETENTION_DAYS", 7)),
             db_pool_size=_int("TOLLGATE_DB_POOL_SIZE", 20),
             db_max_overflow=_int("TOLLGATE_DB_MAX_OVERFLOW", 20),
+            credit_value_micros=_int("TOLLGATE_CREDIT_VALUE_MICROS", 1_000),
         )
 
 

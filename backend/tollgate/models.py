@@ -1,23 +1,14 @@
-"""Every table, imported in one place so migrations and `alembic check` see the whole schema."""
+"""Every table, registered in one place so migrations and `alembic check` see the whole schema."""
 
-from tollgate.accounts.models import Account, Organization
-from tollgate.audit.models import AuditEntry
-from tollgate.auth.models import AdminApiKey
+import tollgate.accounts.models
+import tollgate.audit.models
+import tollgate.auth.models
+import tollgate.controls.models
+import tollgate.idempotency
+import tollgate.ledger.models
+import tollgate.limits.models
+import tollgate.notifications.models
+import tollgate.pricing.models  # noqa: F401
 from tollgate.db import Base
-from tollgate.idempotency import IdempotencyKey
-from tollgate.ledger.models import CreditGrant, LedgerEntry, LedgerTransaction, Wallet
 
 metadata = Base.metadata
-
-__all__ = [
-    "Account",
-    "AdminApiKey",
-    "AuditEntry",
-    "CreditGrant",
-    "IdempotencyKey",
-    "LedgerEntry",
-    "LedgerTransaction",
-    "Organization",
-    "Wallet",
-    "metadata",
-]

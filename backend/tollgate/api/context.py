@@ -13,6 +13,7 @@ from starlette.websockets import WebSocket
 from tollgate.auth.service import Principal
 from tollgate.config import Settings
 from tollgate.db import Database
+from tollgate.invalidation import InvalidationBus
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Context:
     db: Database
     redis: Redis
     settings: Settings
+    bus: InvalidationBus
     principal: Principal | None
     request: Request | WebSocket
     response: Response | WebSocket | None = None

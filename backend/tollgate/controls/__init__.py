@@ -1,0 +1,1 @@
+"""Emergency stops, per-account overrides and temporary boosts."""

@@ -1,0 +1,76 @@
+"""Telling every replica that cached configuration changed, through Redis pub/sub.
+
+A writer commits to PostgreSQL, then publishes a topic name ("controls", "pricing", …). Each
+process runs one listener that calls the callbacks registered for that topic, which reload
+from PostgreSQL (the source of truth). A message lost while Redis reconnects is covered by
+the caches' own periodic refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+CHANNEL = "tollgate:invalidate"
+Callback = Callable[[str], Awaitable[None]]
+
+
+async def publish(redis: Redis, topic: str) -> None:
+    await redis.publish(CHANNEL, topic)
+
+
+class InvalidationBus:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._callbacks: dict[str, list[Callback]] = defaultdict(list)
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    def on(self, topic: str, callback: Callback) -> None:
+        self._callbacks[topic].append(callback)
+
+    async def publish(self, topic: str) -> None:
+        await publish(self.redis, topic)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="tollgate-invalidation")
+        # Subscribed before start() returns, so no change published afterwards is missed.
+        await asyncio.wait_for(self._ready.wait(), timeout=10)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(CHANNEL)
+                    self._ready.set()
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            await self._dispatch(_text(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("invalidation listener lost Redis; reconnecting")
+                await asyncio.sleep(0.5)
+
+    async def _dispatch(self, topic: str) -> None:
+        for callback in self._callbacks.get(topic, []):
+            try:
+                await callback(topic)
+            except Exception:
+                log.exception("reloading %s failed", topic)
+
+
+def _text(data: bytes | str) -> str:
+    return data.decode() if isinstance(data, bytes) else data

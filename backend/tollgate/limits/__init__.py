@@ -1,0 +1,1 @@
+"""Usage limits per account: windows, thresholds, requests per minute."""

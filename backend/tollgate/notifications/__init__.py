@@ -1,0 +1,1 @@
+"""Notification rows for threshold crossings, and their live events."""
