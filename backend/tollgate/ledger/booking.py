@@ -113,10 +113,11 @@ async def create_grant(
 async def change_grants(session: AsyncSession, deltas: Mapping[int, int]) -> None:
     if not deltas:
         return
+    grants = CreditGrant.__table__
     await session.execute(
-        update(CreditGrant.__table__)  # type: ignore[arg-type]
-        .where(CreditGrant.__table__.c.id == bindparam("gid"))
-        .values(remaining=CreditGrant.__table__.c.remaining + bindparam("delta")),
+        update(grants)  # type: ignore[arg-type]
+        .where(grants.c.id == bindparam("gid"))
+        .values(remaining=grants.c.remaining + bindparam("delta")),
         [{"gid": gid, "delta": delta} for gid, delta in deltas.items()],
     )
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate import idempotency
@@ -41,6 +41,7 @@ from tollgate.ledger.requests import (
     check_transfer,
     fingerprint_params,
 )
+from tollgate.ledger.spending import LedgerWriter
 from tollgate.ledger.wallets import Balance
 
 
@@ -183,10 +184,11 @@ async def _pool_drawn(session: AsyncSession, account_id: int) -> int:
 
 async def _add_pool_drawn(session: AsyncSession, account_id: int, delta: int) -> None:
     if delta:
-        account = await session.get(Account, account_id)
-        assert account is not None
-        account.pool_drawn += delta
-        await session.flush()
+        await session.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(pool_drawn=Account.pool_drawn + delta)
+        )
 
 
 async def deduct_credits(
@@ -220,29 +222,18 @@ async def deduct_credits(
         if own + headroom < request.amount:
             return InsufficientCredits(available=own + headroom, requested=request.amount)
 
-        tx_id = await booking.new_transaction(
-            session,
-            kind="DEDUCT",
-            amount=request.amount,
-            actor=actor,
-            reason=request.reason,
+        writer = LedgerWriter(actor)
+        tx_id = writer.spend(
             account_id=account.id,
-            organization_id=account.organization_id if pool_take else None,
+            wallet=wallet,
+            own=own,
+            pool=pool,
+            pool_take=pool_take,
+            reason=request.reason,
             idempotency_key=_ledger_key(request),
             details={"pool": pool_take} if pool_take else {},
         )
-        entries = [booking.Entry(booking.CONSUMPTION_WALLET, request.amount)]
-        deltas: dict[int, int] = {}
-        for source, take in ((wallet, own), (pool, pool_take)):
-            if source is None or take == 0:
-                continue
-            for grant, portion in wallets.draw(source.grants, take):
-                entries.append(booking.Entry(source.id, -portion, grant.id))
-                deltas[grant.id] = -portion
-            await booking.change_wallet(session, source.id, -take)
-        await booking.add_entries(session, tx_id, entries)
-        await booking.change_grants(session, deltas)
-        await _add_pool_drawn(session, account.id, pool_take)
+        await writer.flush(session)
         return Booked(tx_id, await wallets.account_balance(session, account))
 
     return await _once(session, "deductCredits", request, work)

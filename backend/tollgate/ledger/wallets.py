@@ -7,6 +7,7 @@ set of grants and concurrent deductions serialize on the row instead of oversell
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -77,7 +78,22 @@ async def try_lock(
     session: AsyncSession, wallet_id: int, *, now: datetime, skip_locked: bool
 ) -> LockedWallet | None:
     """As `lock`; with `skip_locked`, None when another transaction holds the wallet."""
-    row = (
+    locked = await _lock_rows(session, [wallet_id], now=now, skip_locked=skip_locked)
+    return locked.get(wallet_id)
+
+
+async def lock_many(
+    session: AsyncSession, wallet_ids: Iterable[int], *, now: datetime
+) -> dict[int, LockedWallet]:
+    """Lock several wallets in ascending id order with two queries, whatever their number.
+    Callers lock all account wallets in one call before any organisation wallet."""
+    return await _lock_rows(session, sorted(set(wallet_ids)), now=now, skip_locked=False)
+
+
+async def _lock_rows(
+    session: AsyncSession, wallet_ids: list[int], *, now: datetime, skip_locked: bool
+) -> dict[int, LockedWallet]:
+    rows = (
         await session.execute(
             select(
                 Wallet.id,
@@ -87,34 +103,37 @@ async def try_lock(
                 Wallet.balance,
                 Wallet.reserved,
             )
-            .where(Wallet.id == wallet_id)
+            .where(Wallet.id.in_(wallet_ids))
+            .order_by(Wallet.id)
             .with_for_update(skip_locked=skip_locked)
         )
-    ).one_or_none()
-    if row is None:
-        return None
-    wallet = LockedWallet(*row)
+    ).all()
+    locked = {row.id: LockedWallet(*row) for row in rows}
+    if not locked:
+        return locked
     grants = (
         await session.execute(
             select(
+                CreditGrant.wallet_id,
                 CreditGrant.id,
                 CreditGrant.remaining,
                 CreditGrant.source,
                 CreditGrant.priority,
                 CreditGrant.expires_at,
             )
-            .where(CreditGrant.wallet_id == wallet_id, CreditGrant.remaining > 0)
-            .order_by(*CONSUMPTION_ORDER)
+            .where(CreditGrant.wallet_id.in_(list(locked)), CreditGrant.remaining > 0)
+            .order_by(CreditGrant.wallet_id, *CONSUMPTION_ORDER)
         )
     ).all()
-    for g in grants:
-        grant = Grant(*g)
+    for row in grants:
+        wallet = locked[row.wallet_id]
+        grant = Grant(row.id, row.remaining, row.source, row.priority, row.expires_at)
         if grant.expires_at is not None and grant.expires_at <= now:
             await expire_grant(session, wallet, grant)
             wallet.expired += 1
         else:
             wallet.grants.append(grant)
-    return wallet
+    return locked
 
 
 async def expire_grant(session: AsyncSession, wallet: LockedWallet, grant: Grant) -> None:
@@ -207,12 +226,17 @@ async def account_balance(session: AsyncSession, account: Account) -> Balance:
         org_total, org_reserved = await _live_total(
             session, await organization_wallet_id(session, account.organization_id)
         )
-        cap = await session.scalar(
-            select(Organization.member_cap).where(Organization.id == account.organization_id)
-        )
+        # Read fresh: bulk bookings update these columns without touching loaded objects.
+        cap, drawn = (
+            await session.execute(
+                select(Organization.member_cap, Account.pool_drawn)
+                .join(Account, Account.organization_id == Organization.id)
+                .where(Account.id == account.id)
+            )
+        ).one()
         pool = max(0, org_total - org_reserved)
         if cap is not None:
-            pool = max(0, min(pool, cap - account.pool_drawn))
+            pool = max(0, min(pool, cap - drawn))
     return Balance(total=total, reserved=reserved, pool=pool)
 
 
