@@ -1,4 +1,4 @@
-"""The `tollgate` command: serve, worker, migrate, keys, schema."""
+"""The `tollgate` command: serve, worker, migrate, keys, catalog, schema."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,6 +71,9 @@ def serve(host: str, port: int, no_worker: bool) -> None:
         migrate.upgrade(settings.database_url)
         app = create_app(settings, run_worker=not no_worker)
         log.info("Tollgate on http://%s:%d (GraphQL at /graphql, env=%s)", host, port, settings.env)
+        # uvicorn re-raises the signal it stopped on, under the handler it found at start.
+        # SIGTERM's default would kill us before the embedded servers are stopped.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
 
 
@@ -101,7 +105,7 @@ def keys() -> None:
 
 
 @keys.command("create")
-@click.option("--role", type=click.Choice(["owner", "admin", "analyst"]), required=True)
+@click.option("--role", type=click.Choice(["owner", "admin", "analyst", "service"]), required=True)
 @click.option("--name", required=True)
 def keys_create(role: str, name: str) -> None:
     """Create an admin key and print its secret (shown only this once)."""
@@ -125,6 +129,55 @@ def keys_create(role: str, name: str) -> None:
         assert settings.database_url is not None
         migrations.upgrade(settings.database_url)
         click.echo(asyncio.run(run(settings)))
+
+
+@main.group()
+def catalog() -> None:
+    """The model price catalog."""
+
+
+@catalog.command("load")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A catalog JSON file (default: the catalog shipped with Tollgate).",
+)
+def catalog_load(path: Path | None) -> None:
+    """Add the catalog's models, aliases and prices that are missing; changes nothing else."""
+    from redis.asyncio import Redis
+
+    from tollgate import migrate as migrations
+    from tollgate.db import Database, create_engine
+    from tollgate.invalidation import publish
+    from tollgate.pricing.cache import TOPIC
+    from tollgate.pricing.catalog_file import CatalogFileError, load_catalog
+
+    async def run(settings: Settings) -> int:
+        db = Database(create_engine(settings))
+        try:
+            async with db.transaction() as session:
+                added = await load_catalog(session, path)
+        finally:
+            await db.dispose()
+        redis = Redis.from_url(settings.redis_url or "")
+        try:
+            await publish(redis, TOPIC)
+        except Exception:
+            log.warning("could not tell running servers; they reload prices within 30 s")
+        finally:
+            await redis.aclose()
+        return added
+
+    with resolved_settings() as settings:
+        assert settings.database_url is not None
+        migrations.upgrade(settings.database_url)
+        try:
+            added = asyncio.run(run(settings))
+        except CatalogFileError as exc:
+            raise click.ClickException(f"catalog not loaded: {exc}") from exc
+    click.echo(f"{added} price versions added")
 
 
 @main.command()
