@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text
 from tests.conftest import _plain, new_key
 from tollgate.accounts.service import NewAccount, create_account, create_organization, get_account
 from tollgate.db import Database
-from tollgate.errors import InsufficientCredits, ValidationFailed
+from tollgate.errors import InsufficientCredits, Rejected, ValidationFailed
 from tollgate.ledger import service
 from tollgate.ledger.expiry import expire_due_grants
 from tollgate.ledger.models import CreditGrant, LedgerTransaction
@@ -145,7 +145,10 @@ async def test_overdue_grants_are_not_spendable_before_the_job_runs(db: Database
 async def test_grant_validation(db: Database) -> None:
     await _account(db, "u1")
     past = datetime.now(UTC) - timedelta(seconds=1)
-    assert isinstance(await _grant(db, "u1", 5, expires_at=past), ValidationFailed)
+    # Found once the key is claimed: the transaction is rolled back, key and all.
+    with pytest.raises(Rejected) as rejected:
+        await _grant(db, "u1", 5, expires_at=past)
+    assert rejected.value.error.field == "expiresAt"
     assert isinstance(await _grant(db, "u1", 5, priority=-1), ValidationFailed)
     assert isinstance(await _grant(db, "u1", 5, source="FREE"), ValidationFailed)
     assert isinstance(await _grant(db, "u1", 10**16), ValidationFailed)

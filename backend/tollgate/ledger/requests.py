@@ -78,7 +78,9 @@ def check_common(request: LedgerRequest) -> ValidationFailed | None:
     return None
 
 
-def check_grant(request: GrantRequest, now: datetime) -> ValidationFailed | None:
+def check_grant(request: GrantRequest) -> ValidationFailed | None:
+    """Checks that hold at any time. Whether `expires_at` is still ahead is asked only of a
+    new request (`expiry_passed`): a replay after that moment must still get its first result."""
     if (invalid := check_common(request)) is not None:
         return invalid
     if (request.account_external_id is None) == (request.organization_external_id is None):
@@ -87,14 +89,17 @@ def check_grant(request: GrantRequest, now: datetime) -> ValidationFailed | None
         )
     if request.source not in GRANT_SOURCES:
         return ValidationFailed("source", f"one of {', '.join(GRANT_SOURCES)}")
-    if request.expires_at is not None:
-        if request.expires_at.tzinfo is None:
-            return ValidationFailed("expiresAt", "must carry a timezone")
-        if request.expires_at <= now:
-            return ValidationFailed("expiresAt", "must be in the future")
+    if request.expires_at is not None and request.expires_at.tzinfo is None:
+        return ValidationFailed("expiresAt", "must carry a timezone")
     low, high = PRIORITY_RANGE
     if not low <= request.priority <= high:
         return ValidationFailed("priority", f"between {low} and {high}")
+    return None
+
+
+def expiry_passed(request: GrantRequest, now: datetime) -> ValidationFailed | None:
+    if request.expires_at is not None and request.expires_at <= now:
+        return ValidationFailed("expiresAt", "must be in the future")
     return None
 
 

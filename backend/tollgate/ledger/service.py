@@ -39,6 +39,7 @@ from tollgate.ledger.requests import (
     check_common,
     check_grant,
     check_transfer,
+    expiry_passed,
     fingerprint_params,
 )
 from tollgate.ledger.spending import LedgerWriter
@@ -117,8 +118,7 @@ def _ledger_key(request: LedgerRequest) -> str:
 
 
 async def grant_credits(session: AsyncSession, request: GrantRequest, *, actor: str) -> GrantResult:
-    now = utcnow()
-    if (invalid := check_grant(request, now)) is not None:
+    if (invalid := check_grant(request)) is not None:
         return invalid
     account: Account | None = None
     org: Organization | None = None
@@ -135,6 +135,9 @@ async def grant_credits(session: AsyncSession, request: GrantRequest, *, actor: 
         wallet_id = await wallets.organization_wallet_id(session, org.id)
 
     async def work() -> Outcome:
+        now = utcnow()
+        if (passed := expiry_passed(request, now)) is not None:
+            raise Rejected(passed)
         wallet = await wallets.lock(session, wallet_id, now=now)
         tx_id = await booking.new_transaction(
             session,
@@ -248,6 +251,19 @@ async def _refunded_so_far(session: AsyncSession, deduction_id: uuid.UUID) -> in
     return int(total or 0)
 
 
+async def _live_grant_ids(session: AsyncSession, ids: set[int], now: datetime) -> set[int]:
+    """Grants that may take credits back: not expired, whatever they hold now (a grant drawn
+    down to zero is still live until its expiry)."""
+    rows = await session.scalars(
+        select(CreditGrant.id).where(
+            CreditGrant.id.in_(ids),
+            CreditGrant.expired_at.is_(None),
+            (CreditGrant.expires_at.is_(None)) | (CreditGrant.expires_at > now),
+        )
+    )
+    return set(rows.all())
+
+
 def _over_refund(left: int) -> ValidationFailed:
     return ValidationFailed("amount", f"above what is left to refund of that deduction ({left})")
 
@@ -268,9 +284,6 @@ async def refund_credits(
     deduction = await session.get(LedgerTransaction, request.refund_of)
     if deduction is None or deduction.kind != "DEDUCT" or deduction.account_id != account.id:
         return ValidationFailed("refundOf", "not a deduction of this account")
-    left = deduction.amount - await _refunded_so_far(session, deduction.id)
-    if request.amount > left:
-        return _over_refund(left)
     wallet_id = await wallets.account_wallet_id(session, account.id)
 
     async def work() -> Outcome:
@@ -290,7 +303,7 @@ async def refund_credits(
                 .order_by(LedgerEntry.id.desc())
             )
         ).all()
-        live = {g.id for w in locked.values() for g in w.grants}
+        live = await _live_grant_ids(session, {g for _, g, _ in drawn if g is not None}, now)
         tx_id = await booking.new_transaction(
             session,
             kind="REFUND",
