@@ -20,10 +20,17 @@ from tollgate import jobs
 from tollgate.api.context import Context
 from tollgate.api.schema import build_schema
 from tollgate.auth import service as auth
+from tollgate.auth.cache import PrincipalCache
 from tollgate.config import Settings
+from tollgate.controls.cache import ControlsCache
 from tollgate.db import Database, create_engine
 from tollgate.health import healthz
 from tollgate.invalidation import InvalidationBus
+from tollgate.limits.rate import RateLimiter
+from tollgate.metering.deps import MeteringDeps
+from tollgate.metering.http import routes as metering_routes
+from tollgate.metering.service import Metering
+from tollgate.pricing.cache import PricingCache
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +49,14 @@ class GraphQLApp(GraphQL[Context, None]):
         state = request.app.state
         principal = None
         if (token := bearer_token(request)) is not None:
-            async with state.db.transaction() as session:
-                principal = await auth.authenticate(session, token)
+            principal = await state.principals.authenticate(token)
         return Context(
             db=state.db,
             redis=state.redis,
             settings=state.settings,
             bus=state.bus,
+            metering=state.metering,
+            principals=state.principals,
             principal=principal,
             request=request,
             response=response,
@@ -70,7 +78,15 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
         redis = Redis.from_url(settings.redis_url or "")
         bus = InvalidationBus(redis)
         await bus.start()
-        app.state.db, app.state.redis, app.state.settings, app.state.bus = db, redis, settings, bus
+        pricing, controls = PricingCache(db, bus), ControlsCache(db, bus)
+        await pricing.start()
+        await controls.start()
+        state = app.state
+        state.db, state.redis, state.settings, state.bus = db, redis, settings, bus
+        state.principals = PrincipalCache(db, bus)
+        state.metering = Metering(
+            db, redis, MeteringDeps(settings, pricing, controls, RateLimiter(redis))
+        )
         if settings.bootstrap_admin_key:
             async with db.transaction() as session:
                 await auth.ensure_bootstrap_key(session, settings.bootstrap_admin_key)
@@ -86,6 +102,8 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
                 worker_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await worker_task
+            await controls.stop()
+            await pricing.stop()
             await bus.stop()
             await redis.aclose()
             await db.dispose()
@@ -95,6 +113,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
             Route("/healthz", healthz),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            *metering_routes,
         ],
         lifespan=lifespan,
     )

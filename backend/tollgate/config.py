@@ -25,6 +25,8 @@ class Settings:
     db_max_overflow: int = 20
     # What one credit is worth, in micro-USD (1e-6 USD): 1,000 means 1 credit = $0.001.
     credit_value_micros: int = 1_000
+    # A hold not settled or released by then lets go of its credits by itself.
+    hold_ttl_seconds: int = 600
 
     @property
     def is_dev(self) -> bool:
@@ -42,6 +44,7 @@ class Settings:
             db_pool_size=_int("TOLLGATE_DB_POOL_SIZE", 20),
             db_max_overflow=_int("TOLLGATE_DB_MAX_OVERFLOW", 20),
             credit_value_micros=_int("TOLLGATE_CREDIT_VALUE_MICROS", 1_000),
+            hold_ttl_seconds=_int("TOLLGATE_HOLD_TTL_SECONDS", 600),
         )
 
 

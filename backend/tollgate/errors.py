@@ -48,6 +48,13 @@ class InsufficientCredits:
     message: str = "not enough credits"
 
 
+@dataclass(frozen=True)
+class UnknownModel:
+    model: str
+    provider: str | None = None
+    message: str = "no price for this model at that time"
+
+
 DomainError = (
     ValidationFailed
     | AccountNotFound
@@ -56,6 +63,7 @@ DomainError = (
     | AlreadyExists
     | IdempotencyConflict
     | InsufficientCredits
+    | UnknownModel
 )
 
 

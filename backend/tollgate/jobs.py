@@ -18,6 +18,7 @@ from tollgate import idempotency
 from tollgate.config import Settings
 from tollgate.db import Database, create_engine
 from tollgate.ledger.expiry import expire_due_grants
+from tollgate.metering import holds
 
 log = logging.getLogger(__name__)
 QUEUE = "tollgate:jobs"
@@ -30,6 +31,10 @@ async def expire_grants(ctx: dict[str, Any]) -> int:
     return count
 
 
+async def release_expired_holds(ctx: dict[str, Any]) -> int:
+    return await holds.release_expired(ctx["db"], now=datetime.now(UTC))
+
+
 async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:
     settings: Settings = ctx["settings"]
     async with ctx["db"].transaction() as session:
@@ -38,10 +43,12 @@ async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:
         )
 
 
-FUNCTIONS = [expire_grants, purge_idempotency_keys]
+FUNCTIONS = [expire_grants, release_expired_holds, purge_idempotency_keys]
 CRON_JOBS = [
     # Hourly, and once at start so a service that was down catches up.
     cron(expire_grants, minute=0, second=0, run_at_startup=True),
+    # Holds also expire under every booking of their account; this covers idle accounts.
+    cron(release_expired_holds, second=30),
     cron(purge_idempotency_keys, hour=3, minute=17, second=0),
 ]
 

@@ -7,6 +7,7 @@ import tollgate.controls.models
 import tollgate.idempotency
 import tollgate.ledger.models
 import tollgate.limits.models
+import tollgate.metering.models
 import tollgate.notifications.models
 import tollgate.pricing.models  # noqa: F401
 from tollgate.db import Base

@@ -17,6 +17,14 @@ def decode_cursor(cursor: str) -> int | None:
     except (ValueError, UnicodeDecodeError):
         return None
     kind, _, number = text.partition(":")
-    if kind != "c" or not number.isdigit():
+    if kind != "c":
         return None
-    return int(number)
+    return parse_id(number)
+
+
+def parse_id(text: str) -> int | None:
+    """A database id given as text: ASCII digits within a bigint, else None."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value < 2**63 else None

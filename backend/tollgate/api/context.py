@@ -10,10 +10,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from tollgate.auth.cache import PrincipalCache
 from tollgate.auth.service import Principal
 from tollgate.config import Settings
 from tollgate.db import Database
 from tollgate.invalidation import InvalidationBus
+from tollgate.metering.service import Metering
 
 
 @dataclass
@@ -22,6 +24,8 @@ class Context:
     redis: Redis
     settings: Settings
     bus: InvalidationBus
+    metering: Metering
+    principals: PrincipalCache
     principal: Principal | None
     request: Request | WebSocket
     response: Response | WebSocket | None = None

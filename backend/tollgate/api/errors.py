@@ -64,6 +64,13 @@ class InsufficientCredits:
     message: str
 
 
+@strawberry.type(description="The catalog has no price for this model at that time.")
+class UnknownModel:
+    model: str
+    provider: str | None
+    message: str
+
+
 _GRAPHQL_TYPES: dict[type, type] = {
     errors.ValidationFailed: ValidationFailed,
     errors.AccountNotFound: AccountNotFound,
@@ -72,6 +79,7 @@ _GRAPHQL_TYPES: dict[type, type] = {
     errors.AlreadyExists: AlreadyExists,
     errors.IdempotencyConflict: IdempotencyConflict,
     errors.InsufficientCredits: InsufficientCredits,
+    errors.UnknownModel: UnknownModel,
 }
 DOMAIN_ERRORS = tuple(_GRAPHQL_TYPES)
 

@@ -42,6 +42,18 @@ class OwnerRole(_AtLeast):
     message = "forbidden: needs the owner role"
 
 
+class MeteringRole(BasePermission):
+    """The SaaS backend's service keys, and admins."""
+
+    message = "forbidden: needs a service key or the admin role"
+    error_extensions = {"code": "FORBIDDEN"}
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        principal = info.context.principal
+        return principal is not None and principal.role in (Role.SERVICE, Role.ADMIN, Role.OWNER)
+
+
 READ: list[type[BasePermission]] = [Authenticated, AnalystRole]
 WRITE: list[type[BasePermission]] = [Authenticated, AdminRole]
 OWN: list[type[BasePermission]] = [Authenticated, OwnerRole]
+METER: list[type[BasePermission]] = [Authenticated, MeteringRole]

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from typing import NewType
+from typing import Any, NewType
 
 import strawberry
+from graphql import GraphQLError, IntValueNode, StringValueNode, ValueNode
 from strawberry.types.scalar import ScalarDefinition
 
 # GraphQL's Int is 32-bit; credit and money amounts are 64-bit integers, sent as JSON numbers
@@ -24,11 +25,21 @@ def _parse_bigint(value: object) -> BigInt:
     return BigInt(number)
 
 
+def _parse_bigint_literal(node: ValueNode, variables: dict[str, Any] | None = None) -> BigInt:
+    if isinstance(node, IntValueNode | StringValueNode):
+        try:
+            return _parse_bigint(int(node.value) if isinstance(node, IntValueNode) else node.value)
+        except ValueError as error:
+            raise GraphQLError(f"BigInt: {error}") from None
+    raise GraphQLError("BigInt must be a whole number")
+
+
 SCALARS: dict[object, ScalarDefinition] = {
     BigInt: strawberry.scalar(
         name="BigInt",
         description="A 64-bit integer (credits, micro-USD, minor currency units).",
         serialize=int,
         parse_value=_parse_bigint,
+        parse_literal=_parse_bigint_literal,
     )
 }

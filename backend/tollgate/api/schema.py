@@ -18,15 +18,45 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from tollgate.accounts import graphql as accounts
+from tollgate.api.hardening import RejectNulCharacters, strip_suggestion
 from tollgate.api.scalars import SCALARS
 from tollgate.audit import graphql as audit
 from tollgate.auth import graphql as auth
+from tollgate.controls import graphql as controls
 from tollgate.ledger import graphql as ledger
+from tollgate.limits import graphql as limits
+from tollgate.metering import graphql as metering
+from tollgate.notifications import graphql as notifications
+from tollgate.pricing import graphql as pricing
 
-Query = merge_types("Query", (accounts.Query, auth.Query, audit.Query))
-Mutation = merge_types("Mutation", (accounts.Mutation, ledger.Mutation, auth.Mutation))
+Query = merge_types(
+    "Query",
+    (
+        accounts.Query,
+        auth.Query,
+        audit.Query,
+        limits.Query,
+        controls.Query,
+        notifications.Query,
+        pricing.Query,
+        metering.Query,
+    ),
+)
+Mutation = merge_types(
+    "Mutation",
+    (
+        accounts.Mutation,
+        ledger.Mutation,
+        auth.Mutation,
+        limits.Mutation,
+        controls.Mutation,
+        pricing.Mutation,
+        metering.Mutation,
+    ),
+)
 
 MAX_DEPTH = 10
 MAX_TOKENS = 2_000
@@ -39,18 +69,29 @@ def _should_mask(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError)
 
 
+class TollgateSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            strip_suggestion(error)
+        super().process_errors(errors, execution_context)
+
+
 def build_schema(*, introspection: bool) -> strawberry.Schema:
+    # Factories, not instances: each operation gets extensions of its own.
     extensions: list[Any] = [
-        QueryDepthLimiter(max_depth=MAX_DEPTH),
-        MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-        ParserCache(maxsize=1024),
-        ValidationCache(maxsize=1024),
-        MaskErrors(should_mask_error=_should_mask),
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: ParserCache(maxsize=1024),
+        lambda: ValidationCache(maxsize=1024),
+        lambda: MaskErrors(should_mask_error=_should_mask),
+        RejectNulCharacters,
     ]
     if not introspection:
-        extensions.append(AddValidationRules([NoSchemaIntrospectionCustomRule]))
-    return strawberry.Schema(
+        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    return TollgateSchema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,

@@ -13,6 +13,7 @@ from tollgate.api.context import Info
 from tollgate.api.errors import NotFound, ValidationFailed, is_domain_error, to_graphql
 from tollgate.api.permissions import OWN, READ
 from tollgate.auth import models, service
+from tollgate.pagination import parse_id
 
 
 @strawberry.enum
@@ -20,6 +21,7 @@ class AdminRole(Enum):
     OWNER = "owner"
     ADMIN = "admin"
     ANALYST = "analyst"
+    SERVICE = "service"
 
 
 @strawberry.type
@@ -100,11 +102,12 @@ class Mutation:
 
     @strawberry.mutation(permission_classes=OWN)
     async def revoke_admin_key(self, info: Info, id: strawberry.ID) -> RevokeAdminKeyResult:
-        key_id = int(id) if str(id).isdigit() else -1
+        key_id = parse_id(str(id)) or -1
         result = await audited(
             info, "revokeAdminKey", {"id": str(id)}, lambda s: service.revoke_key(s, key_id)
         )
         if is_domain_error(result):
             return to_graphql(result)  # type: ignore[no-any-return]
         assert isinstance(result, models.AdminApiKey)
+        await info.context.principals.revoked()
         return AdminKey.of(result)

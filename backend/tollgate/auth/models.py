@@ -7,12 +7,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from tollgate.db import Base, CreatedAt
 
-ROLES = ("owner", "admin", "analyst")
+ROLES = ("owner", "admin", "analyst", "service")
 
 
 class AdminApiKey(CreatedAt, Base):
     __tablename__ = "admin_api_keys"
     __table_args__ = (CheckConstraint(f"role IN {ROLES}", name="role"),)
+    # "service" keys are for the SaaS backend: metering calls only, no admin reads or writes.
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(Text)

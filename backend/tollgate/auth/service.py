@@ -14,15 +14,17 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tollgate.auth.models import AdminApiKey
+from tollgate.auth.models import ROLES, AdminApiKey
 from tollgate.errors import NotFound, ValidationFailed
 
 KEY_PREFIX = "tgk_"
 
 
 class Role(IntEnum):
-    """Ordered so that a higher role may do everything a lower one may."""
+    """Ordered so that a higher role may do everything a lower one may. SERVICE, for the SaaS
+    backend, ranks below ANALYST: it may meter usage but read nothing."""
 
+    SERVICE = 0
     ANALYST = 1
     ADMIN = 2
     OWNER = 3
@@ -68,8 +70,8 @@ async def create_key(
 ) -> CreatedKey | ValidationFailed:
     if not name.strip():
         return ValidationFailed("name", "a key needs a name")
-    if role.lower() not in ("owner", "admin", "analyst"):
-        return ValidationFailed("role", "role must be owner, admin or analyst")
+    if role.lower() not in ROLES:
+        return ValidationFailed("role", "role must be one of " + ", ".join(ROLES))
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     key = AdminApiKey(
         name=name.strip(),

@@ -1,0 +1,233 @@
+"""authorizeUsage: may this account spend on this call? If so, hold the worst-case charge.
+
+A batch of requests is decided in one transaction under the accounts' wallet locks, in
+arrival order, so concurrent authorizations see each other's holds and never oversell. Checks
+run cheapest first: emergency stop and suspension (in memory), model access, rate limit
+(Redis), then limits and credits (under the lock).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeAlias
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tollgate import errors
+from tollgate.ledger.spending import LedgerWriter
+from tollgate.ledger.wallets import pool_headroom
+from tollgate.limits import rules as limit_rules
+from tollgate.limits import service as limits
+from tollgate.metering import holds, subjects
+from tollgate.metering.deps import MeteringDeps
+from tollgate.metering.models import Reservation
+from tollgate.metering.requests import AuthorizeRequest, check_authorize
+from tollgate.metering.results import Authorized, BatchOutcome, Denied, UsageWarning
+from tollgate.pricing.charge import CallUsage, price_call
+
+AuthorizeResult: TypeAlias = (
+    Authorized | Denied | errors.ValidationFailed | errors.AccountNotFound | errors.UnknownModel
+)
+Result: TypeAlias = AuthorizeResult
+
+
+@dataclass
+class _Pending:
+    index: int
+    request: AuthorizeRequest
+    subject: subjects.Subject
+    credits: int
+    tokens: int
+    cost_micros: int
+
+
+async def authorize_batch(
+    session: AsyncSession, deps: MeteringDeps, requests: list[AuthorizeRequest], *, now: datetime
+) -> BatchOutcome[Result]:
+    results: list[AuthorizeResult | None] = [None] * len(requests)
+    found = await subjects.find(session, {r.account_external_id for r in requests})
+    pending: list[_Pending] = []
+    for i, request in enumerate(requests):
+        decided = await _precheck(deps, request, found.get(request.account_external_id), now)
+        if isinstance(decided, _Pending):
+            decided.index = i
+            pending.append(decided)
+        else:
+            results[i] = decided
+    outcome = BatchOutcome[Result](results=[])
+    if pending:
+        await _decide(session, deps, pending, results, outcome, now)
+    outcome.results = [r for r in results if r is not None]
+    assert len(outcome.results) == len(requests)
+    return outcome
+
+
+async def _precheck(
+    deps: MeteringDeps, request: AuthorizeRequest, subject: subjects.Subject | None, now: datetime
+) -> _Pending | AuthorizeResult:
+    if (invalid := check_authorize(request)) is not None:
+        return invalid
+    if (reason := deps.controls.global_stop()) is not None:
+        return Denied("EMERGENCY_STOP", f"all usage is stopped: {reason}")
+    if subject is None:
+        return errors.AccountNotFound(request.account_external_id)
+    account_id = subject.account_id
+    if deps.controls.suspended(account_id):
+        return Denied("ACCOUNT_SUSPENDED", "this account is suspended")
+    if (reason := deps.controls.account_stop(account_id)) is not None:
+        return Denied("EMERGENCY_STOP", f"usage of this account is stopped: {reason}")
+    price = deps.pricing.price_at(request.model, now, request.provider)
+    if price is None and not request.byok:
+        return errors.UnknownModel(request.model)
+    usage = CallUsage(request.estimated_input_tokens, request.max_output_tokens)
+    charge = price_call(
+        price,
+        usage,
+        deps.pricing.policy_for(account_id),
+        at=now,
+        byok=request.byok,
+        credit_value_micros=deps.settings.credit_value_micros,
+        model=request.model,
+        provider_cost_micros=None if price is not None else 0,
+    )
+    return _Pending(
+        index=-1,
+        request=request,
+        subject=subject,
+        credits=charge.credits,
+        tokens=request.estimated_input_tokens + request.max_output_tokens,
+        cost_micros=charge.cost_micros,
+    )
+
+
+async def _decide(
+    session: AsyncSession,
+    deps: MeteringDeps,
+    pending: list[_Pending],
+    results: list[AuthorizeResult | None],
+    outcome: BatchOutcome[Result],
+    now: datetime,
+) -> None:
+    accounts = {p.subject.account_id: p.subject for p in pending}
+    policy: dict[int, limit_rules.Limits | None] = {
+        a: await limits.get_limits(session, a) for a in accounts
+    }
+    # Model access and the per-minute rate are decided before taking any lock.
+    admitted: list[_Pending] = []
+    for p in pending:
+        rules = policy[p.subject.account_id]
+        exempt = deps.controls.exempt_from_limits(p.subject.account_id)
+        if rules is not None and not limit_rules.model_allowed(rules, p.request.model):
+            results[p.index] = Denied(
+                "MODEL_NOT_ALLOWED",
+                f"{p.request.model} is not allowed for this account",
+                "allowedModels",
+            )
+            continue
+        if rules is not None and rules.requests_per_minute and not exempt:
+            wait = await deps.rate.hit(p.subject.account_id, rules.requests_per_minute)
+            if wait is not None:
+                results[p.index] = Denied(
+                    "RATE_LIMITED",
+                    f"more than {rules.requests_per_minute} requests per minute",
+                    "requestsPerMinute",
+                    retry_after_seconds=max(1, int(wait + 0.999)),
+                )
+                continue
+        admitted.append(p)
+    if not admitted:
+        return
+
+    chosen = {p.subject.account_id: p.subject for p in admitted}
+    locked = await subjects.lock(session, chosen.values(), now=now)
+    writer = LedgerWriter("system:metering")
+    await holds.expire(session, writer, locked, chosen, now)
+    in_flight = defaultdict(holds.Held, await holds.held(session, chosen))
+    windows: dict[int, tuple[limit_rules.WindowUsage, limit_rules.WindowUsage]] = {}
+    ttl = timedelta(seconds=deps.settings.hold_ttl_seconds)
+    reservations: list[dict[str, Any]] = []
+
+    for p in admitted:
+        subject = p.subject
+        account_id = subject.account_id
+        rules = policy[account_id]
+        held = in_flight[account_id]
+        warnings: list[UsageWarning] = []
+        if rules is not None:
+            tz = rules.timezone
+            if account_id not in windows:
+                windows[account_id] = await limits.window_usage(session, account_id, now, tz)
+            day, month = windows[account_id]
+            day_key, month_key, _, _ = limit_rules.windows_for(now, tz)
+            denial, crossings = limit_rules.evaluate(
+                rules,
+                day=_plus(day, held),
+                month=_plus(month, held),
+                request_tokens=p.tokens,
+                request_cost_micros=p.cost_micros,
+                model=p.request.model,
+                windows=(day_key, month_key),
+            )
+            exempt = deps.controls.exempt_from_limits(account_id)
+            outcome.alerts += await limits.notify_crossings(session, account_id, crossings)
+            warnings = [UsageWarning(c.limit, c.level, c.used, c.limit_value) for c in crossings]
+            if denial is not None and not exempt:
+                results[p.index] = Denied(denial.reason, denial.message, denial.limit)
+                continue
+
+        wallet = locked[subject.wallet_id]
+        pool = locked.get(subject.pool_wallet_id) if subject.pool_wallet_id else None
+        own = min(max(0, wallet.available), p.credits)
+        headroom = pool_headroom(pool, subject.member_cap, subject.pool_drawn + held.pool_credits)
+        if own + headroom < p.credits:
+            results[p.index] = Denied(
+                "INSUFFICIENT_CREDITS",
+                f"this call may cost up to {p.credits} credits; {own + headroom} are available",
+            )
+            continue
+        pool_take = p.credits - own
+        writer.reserve(wallet, own)
+        if pool is not None and pool_take:
+            writer.reserve(pool, pool_take)
+        held.credits += own
+        held.pool_credits += pool_take
+        held.tokens += p.tokens
+        held.cost_micros += p.cost_micros
+        held.calls += 1
+        reservation_id = uuid.uuid4()
+        expires_at = now + ttl
+        reservations.append(
+            {
+                "id": reservation_id,
+                "account_id": account_id,
+                "wallet_id": wallet.id,
+                "credits": own,
+                "pool_wallet_id": pool.id if pool is not None and pool_take else None,
+                "pool_credits": pool_take,
+                "estimated_tokens": p.tokens,
+                "estimated_cost_micros": p.cost_micros,
+                "model": p.request.model,
+                "feature": p.request.feature,
+                "byok": p.request.byok,
+                "status": "HELD",
+                "expires_at": expires_at,
+            }
+        )
+        results[p.index] = Authorized(reservation_id, p.credits, expires_at, tuple(warnings))
+
+    if reservations:
+        await session.execute(insert(Reservation), reservations)
+    await writer.flush(session)
+
+
+def _plus(usage: limit_rules.WindowUsage, held: holds.Held) -> limit_rules.WindowUsage:
+    """Usage so far plus what calls in flight may still add."""
+    return limit_rules.WindowUsage(
+        tokens=usage.tokens + held.tokens,
+        calls=usage.calls + held.calls,
+        cost_micros=usage.cost_micros + held.cost_micros,
+    )

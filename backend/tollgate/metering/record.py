@@ -1,0 +1,352 @@
+"""recordUsage: book what calls really used, settle their holds, and keep limits' counters.
+
+One batch is one transaction. Each event is priced at the catalog price in force when it
+occurred (or at the provider cost the caller reports), charged under the account's policy,
+and booked through the ledger: one DEDUCT per account per batch, drawn in the ledger's order.
+The call has already happened, so an event is always recorded; credits the balance cannot
+cover are kept on the event as `uncollected_credits` and flagged, never booked below zero.
+A replayed `eventId` books nothing and returns the first result.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeAlias
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tollgate import errors
+from tollgate.ledger.spending import LedgerWriter
+from tollgate.ledger.wallets import pool_headroom
+from tollgate.limits import rules as limit_rules
+from tollgate.limits import service as limits
+from tollgate.metering import holds, subjects
+from tollgate.metering.deps import MeteringDeps
+from tollgate.metering.models import Reservation, UsageEvent
+from tollgate.metering.requests import UsageEventInput, check_event
+from tollgate.metering.results import BatchOutcome, Recorded
+from tollgate.pricing.charge import CallUsage, Charge, price_call
+
+RecordResult: TypeAlias = (
+    Recorded
+    | errors.ValidationFailed
+    | errors.AccountNotFound
+    | errors.UnknownModel
+    | errors.IdempotencyConflict
+)
+Result: TypeAlias = RecordResult
+
+
+class ConcurrentDuplicate(Exception):
+    """Another transaction inserted one of our event ids first: roll back and run again."""
+
+
+@dataclass
+class _Priced:
+    index: int
+    event: UsageEventInput
+    subject: subjects.Subject
+    charge: Charge
+    occurred_at: datetime
+
+
+def _replay(row: Any, event: UsageEventInput) -> Recorded | errors.IdempotencyConflict:
+    if row.request_hash != event.fingerprint():
+        return errors.IdempotencyConflict(
+            event.event_id, "this eventId was recorded with different values"
+        )
+    return Recorded(
+        event_id=row.event_id,
+        cost_micros=row.cost_micros,
+        charge_micros=row.charge_micros,
+        credits=row.credits,
+        uncollected_credits=row.uncollected_credits,
+        flags=tuple(row.flags),
+        transaction_id=row.transaction_id,
+    )
+
+
+async def record_batch(
+    session: AsyncSession, deps: MeteringDeps, events: list[UsageEventInput], *, now: datetime
+) -> BatchOutcome[Result]:
+    results: list[RecordResult | None] = [None] * len(events)
+    found = await subjects.find(session, {e.account_external_id for e in events})
+    priced: list[_Priced] = []
+    first_index: dict[str, int] = {}
+    repeats: list[int] = []
+    for i, event in enumerate(events):
+        if (invalid := check_event(event, now)) is not None:
+            results[i] = invalid
+        elif event.event_id in first_index:
+            repeats.append(i)
+        elif (subject := found.get(event.account_external_id)) is None:
+            results[i] = errors.AccountNotFound(event.account_external_id)
+        else:
+            first_index[event.event_id] = i
+            decided = _price(deps, i, event, subject, now)
+            if isinstance(decided, _Priced):
+                priced.append(decided)
+            else:
+                results[i] = decided
+
+    outcome = BatchOutcome[Result](results=[])
+    if priced:
+        await _book(session, deps, priced, results, outcome, now)
+    for i in repeats:
+        first = results[first_index[events[i].event_id]]
+        same = events[i].fingerprint() == events[first_index[events[i].event_id]].fingerprint()
+        results[i] = (
+            first
+            if same
+            else errors.IdempotencyConflict(events[i].event_id, "repeated with different values")
+        )
+    outcome.results = [r for r in results if r is not None]
+    assert len(outcome.results) == len(events)
+    return outcome
+
+
+def _price(
+    deps: MeteringDeps, index: int, event: UsageEventInput, subject: subjects.Subject, now: datetime
+) -> _Priced | errors.UnknownModel:
+    occurred_at = event.occurred_at or now
+    price = deps.pricing.price_at(event.model, occurred_at, event.provider)
+    if price is None and event.provider_cost_micros is None:
+        return errors.UnknownModel(event.model)
+    usage = CallUsage(
+        event.input_tokens, event.output_tokens, event.cached_input_tokens, event.images
+    )
+    charge = price_call(
+        price,
+        usage,
+        deps.pricing.policy_for(subject.account_id),
+        at=occurred_at,
+        byok=event.byok,
+        credit_value_micros=deps.settings.credit_value_micros,
+        model=event.model,
+        provider_cost_micros=event.provider_cost_micros,
+    )
+    return _Priced(index, event, subject, charge, occurred_at)
+
+
+async def _book(
+    session: AsyncSession,
+    deps: MeteringDeps,
+    priced: list[_Priced],
+    results: list[RecordResult | None],
+    outcome: BatchOutcome[Result],
+    now: datetime,
+) -> None:
+    chosen = {p.subject.account_id: p.subject for p in priced}
+    locked = await subjects.lock(session, chosen.values(), now=now)
+    # Under the locks: an earlier booking of the same event for the same account is visible.
+    existing = {
+        row.event_id: row
+        for row in (
+            await session.execute(
+                select(UsageEvent).where(
+                    UsageEvent.event_id.in_([p.event.event_id for p in priced])
+                )
+            )
+        ).scalars()
+    }
+    writer = LedgerWriter("system:metering")
+    await holds.expire(session, writer, locked, chosen, now)
+    in_flight = defaultdict(holds.Held, await holds.held(session, chosen))
+    wanted = [p.event.reservation_id for p in priced if p.event.reservation_id is not None]
+    reservations = (
+        {
+            r.id: r
+            for r in (
+                await session.scalars(
+                    select(Reservation).where(Reservation.id.in_(wanted)).with_for_update()
+                )
+            ).all()
+        }
+        if wanted
+        else {}
+    )
+
+    own_spent: dict[int, int] = defaultdict(int)
+    pool_spent: dict[int, int] = defaultdict(int)  # by pool wallet
+    member_pool: dict[int, int] = defaultdict(int)  # by account
+    rows: list[dict[str, Any]] = []
+    settled: list[dict[str, Any]] = []
+    for p in priced:
+        if (earlier := existing.get(p.event.event_id)) is not None:
+            results[p.index] = _replay(earlier, p.event)
+            continue
+        subject = p.subject
+        account_id = subject.account_id
+        wallet = locked[subject.wallet_id]
+        pool = locked.get(subject.pool_wallet_id) if subject.pool_wallet_id else None
+        held = in_flight[account_id]
+        flags: list[str] = []
+        hold = 0
+        reservation = reservations.get(p.event.reservation_id) if p.event.reservation_id else None
+        if p.event.reservation_id is not None:
+            if (
+                reservation is None
+                or reservation.account_id != account_id
+                or reservation.status != "HELD"
+            ):
+                flags.append("HOLD_NOT_ACTIVE")
+            else:
+                holds.give_back(
+                    writer,
+                    locked,
+                    reservation.wallet_id,
+                    reservation.credits,
+                    reservation.pool_wallet_id,
+                    reservation.pool_credits,
+                )
+                held.pool_credits -= reservation.pool_credits
+                hold = reservation.credits + reservation.pool_credits
+                reservation.status = "SETTLED"
+                settled.append({"key": reservation.id})
+        credits = p.charge.credits
+        if reservation is not None and reservation.status == "SETTLED" and credits > hold:
+            flags.append("ABOVE_HOLD")
+        take_own = min(credits, max(0, wallet.available - own_spent[account_id]))
+        pool_room = 0
+        if pool is not None:
+            room = pool_headroom(
+                pool,
+                subject.member_cap,
+                subject.pool_drawn + held.pool_credits + member_pool[account_id],
+            )
+            pool_room = max(0, room - pool_spent[pool.id])
+        take_pool = min(credits - take_own, pool_room)
+        uncollected = credits - take_own - take_pool
+        if uncollected:
+            flags.append("UNCOLLECTED")
+        if p.event.provider_cost_micros is None and p.charge.cost_micros == 0 and credits == 0:
+            flags.append("FREE")
+        own_spent[account_id] += take_own
+        if pool is not None and take_pool:
+            pool_spent[pool.id] += take_pool
+            member_pool[account_id] += take_pool
+        rows.append(
+            {
+                "event_id": p.event.event_id,
+                "request_hash": p.event.fingerprint(),
+                "account_id": account_id,
+                "model": p.event.model,
+                "provider": p.event.provider,
+                "feature": p.event.feature,
+                "input_tokens": p.event.input_tokens,
+                "output_tokens": p.event.output_tokens,
+                "cached_input_tokens": p.event.cached_input_tokens,
+                "images": p.event.images,
+                "cost_micros": p.charge.cost_micros,
+                "charge_micros": p.charge.charge_micros,
+                "credits": credits,
+                "uncollected_credits": uncollected,
+                "byok": p.event.byok,
+                "flags": flags,
+                "reservation_id": p.event.reservation_id,
+                "transaction_id": None,
+                "details": p.event.metadata,
+                "occurred_at": p.occurred_at,
+                "_index": p.index,
+            }
+        )
+
+    transactions = {}
+    for account_id, subject in chosen.items():
+        own, from_pool = own_spent[account_id], member_pool[account_id]
+        if own + from_pool:
+            pool = locked.get(subject.pool_wallet_id) if subject.pool_wallet_id else None
+            count = sum(1 for r in rows if r["account_id"] == account_id)
+            transactions[account_id] = writer.spend(
+                account_id=account_id,
+                wallet=locked[subject.wallet_id],
+                own=own,
+                pool=pool,
+                pool_take=from_pool,
+                reason="usage",
+                details={"events": count},
+            )
+    for row in rows:
+        row["transaction_id"] = transactions.get(row["account_id"])
+    if rows:
+        inserted = (
+            await session.scalars(
+                insert(UsageEvent)
+                .values([{k: v for k, v in r.items() if k != "_index"} for r in rows])
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(UsageEvent.event_id)
+            )
+        ).all()
+        if len(inserted) != len(rows):
+            raise ConcurrentDuplicate
+    if settled:
+        table = Reservation.__table__
+        await session.execute(
+            update(table)  # type: ignore[arg-type]
+            .where(table.c.id == bindparam("key"))
+            .values(status="SETTLED", closed_at=now),
+            settled,
+        )
+    await writer.flush(session)
+    policies = {a: await limits.get_limits(session, a) for a in chosen}
+    await _count_usage(session, rows, policies)
+    for row in rows:
+        results[row["_index"]] = Recorded(
+            event_id=row["event_id"],
+            cost_micros=row["cost_micros"],
+            charge_micros=row["charge_micros"],
+            credits=row["credits"],
+            uncollected_credits=row["uncollected_credits"],
+            flags=tuple(row["flags"]),
+            transaction_id=row["transaction_id"],
+        )
+    outcome.alerts += await _alerts(session, policies, chosen, locked, now)
+
+
+async def _count_usage(
+    session: AsyncSession,
+    rows: list[dict[str, Any]],
+    policies: dict[int, limit_rules.Limits | None],
+) -> None:
+    """Add the batch to the day and month counters of the windows the events occurred in."""
+    totals: dict[tuple[int, str], list[Any]] = {}
+    for row in rows:
+        account_id = row["account_id"]
+        rules = policies.get(account_id)
+        tz = rules.timezone if rules is not None else None
+        day_key = limit_rules.windows_for(row["occurred_at"], tz)[0]
+        entry = totals.setdefault((account_id, day_key), [0, 0, 0, row["occurred_at"], tz])
+        entry[0] += row["input_tokens"] + row["output_tokens"] + row["cached_input_tokens"]
+        entry[1] += 1
+        entry[2] += row["cost_micros"]
+    for (account_id, _), (tokens, calls, cost, at, tz) in totals.items():
+        await limits.add_usage(
+            session, account_id, tokens=tokens, calls=calls, cost_micros=cost, at=at, timezone=tz
+        )
+
+
+async def _alerts(
+    session: AsyncSession,
+    policies: dict[int, limit_rules.Limits | None],
+    chosen: dict[int, subjects.Subject],
+    locked: dict[int, Any],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Thresholds reached and low balances after this batch: one notification per window."""
+    alerts: list[dict[str, Any]] = []
+    for account_id, subject in chosen.items():
+        rules = policies.get(account_id)
+        if rules is None:
+            continue
+        day, month = await limits.window_usage(session, account_id, now, rules.timezone)
+        day_key, month_key, _, _ = limit_rules.windows_for(now, rules.timezone)
+        crossings = limit_rules.reached(rules, day=day, month=month, windows=(day_key, month_key))
+        available = locked[subject.wallet_id].available
+        if (low := limit_rules.low_balance(rules, available, day_key)) is not None:
+            crossings.append(low)
+        alerts += await limits.notify_crossings(session, account_id, crossings)
+    return alerts
