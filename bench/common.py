@@ -1,0 +1,227 @@
+"""Shared by the benchmarks: where PostgreSQL and Redis come from, a fresh database per run, and a
+fixed-duration load driver that reports throughput, latency and CPU use."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import platform
+import statistics
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psutil
+from sqlalchemy.engine import make_url
+
+from tollgate.config import sqlalchemy_url
+from tollgate.runtime.embedded import embedded_services
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@contextlib.contextmanager
+def service_urls(workdir: Path) -> Iterator[tuple[str, str, str]]:
+    """(database URL, Redis URL, where they come from): the environment's when set, otherwise
+    embedded servers that live as long as the block."""
+    db_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
+    if db_url and redis_url:
+        yield db_url, redis_url, "environment"
+        return
+    with embedded_services(workdir, postgres=not db_url, redis=not redis_url) as (edb, eredis):
+        source = "embedded" if not (db_url or redis_url) else "environment+embedded"
+        yield db_url or edb or "", redis_url or eredis or "", source
+
+
+def plain_url(url: str) -> str:
+    """asyncpg takes postgresql://, SQLAlchemy postgresql+asyncpg://."""
+    return sqlalchemy_url(url).replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def _as_admin(url: str, sql: str) -> None:
+    admin = await asyncpg.connect(plain_url(url))
+    try:
+        await admin.execute(sql)
+    finally:
+        await admin.close()
+
+
+async def recreate_database(url: str, suffix: str) -> str:
+    """A fresh database beside the one `url` names, so a run never touches real data."""
+    parsed = make_url(sqlalchemy_url(url))
+    name = (parsed.database or "postgres") + suffix
+    await _as_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await _as_admin(url, f'CREATE DATABASE "{name}"')
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(url: str, created: str) -> None:
+    """Drop `created` (a URL from `recreate_database`) through the database `url` names."""
+    name = make_url(sqlalchemy_url(created)).database
+    await _as_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def postgres_facts(url: str) -> dict[str, Any]:
+    """The server settings that move commit-bound figures the most."""
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        facts: dict[str, Any] = {"version": await conn.fetchval("SHOW server_version")}
+        for name in ("fsync", "synchronous_commit", "shared_buffers", "max_connections"):
+            facts[name] = await conn.fetchval(f"SHOW {name}")
+        return facts
+    finally:
+        await conn.close()
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile; 0.0 on no samples."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def _cpu_seconds(proc: psutil.Process) -> float | None:
+    try:
+        times = proc.cpu_times()
+    except psutil.Error:
+        return None
+    return float(times.user + times.system)
+
+
+Watch = Callable[[], Awaitable[dict[str, list[psutil.Process]]]]
+
+
+class _CpuWatch:
+    """How many cores each group of processes kept busy during the window, each core's busy
+    percentage, and what of that busy time none of the groups explains (other work on the
+    machine). A process that exits during the window is left out of its group."""
+
+    def __init__(self, watch: Watch | None) -> None:
+        self._watch = watch
+        self._start: dict[str, dict[psutil.Process, float]] = {}
+        self._t0 = 0.0
+
+    async def start(self) -> None:
+        groups = {"load_generator": [psutil.Process()]}
+        if self._watch is not None:
+            groups.update(await self._watch())
+        psutil.cpu_percent(percpu=True)  # resets the per-core counters
+        self._start = {
+            name: {p: t for p in procs if (t := _cpu_seconds(p)) is not None}
+            for name, procs in groups.items()
+        }
+        self._t0 = time.perf_counter()
+
+    def stop(self) -> dict[str, Any]:
+        elapsed = time.perf_counter() - self._t0
+        per_core = psutil.cpu_percent(percpu=True)
+        used: dict[str, float] = {}
+        for name, procs in self._start.items():
+            total = 0.0
+            for proc, before in procs.items():
+                if (after := _cpu_seconds(proc)) is not None:
+                    total += after - before
+            used[name] = round(total / elapsed, 2)
+        busy = sum(per_core) / 100
+        return {
+            "core_busy_percent": [round(x, 1) for x in per_core],
+            "cores_used": used,
+            "cores_busy_unaccounted": round(max(0.0, busy - sum(used.values())), 2),
+        }
+
+
+@dataclass
+class Measurement:
+    seconds: float
+    ok_in_window: int = 0
+    failed_in_window: int = 0
+    latencies: list[float] = field(default_factory=list)
+    per_second: list[int] = field(default_factory=list)
+    # Everything that completed, warm-up and tail included: what the ledger must account for.
+    outcomes: Counter[str] = field(default_factory=Counter)
+    cpu: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ops_per_second(self) -> float:
+        return self.ok_in_window / self.seconds
+
+    @property
+    def total_ok(self) -> int:
+        return self.outcomes["ok"]
+
+    def summary(self) -> dict[str, Any]:
+        ordered = sorted(self.latencies)
+        ms = 1000.0
+        return {
+            "ops_per_second": round(self.ops_per_second, 1),
+            "ok_in_window": self.ok_in_window,
+            "failed_in_window": self.failed_in_window,
+            "latency_ms": {
+                "p50": round(percentile(ordered, 50) * ms, 3),
+                "p99": round(percentile(ordered, 99) * ms, 3),
+                "mean": round(statistics.fmean(ordered) * ms, 3) if ordered else 0.0,
+                "max": round(ordered[-1] * ms, 3) if ordered else 0.0,
+            },
+            "per_second": self.per_second,
+            "outcomes_all": dict(self.outcomes),
+            "cpu": self.cpu,
+        }
+
+
+async def drive(
+    call: Callable[[int], Awaitable[str]],
+    *,
+    clients: int,
+    warmup: float,
+    seconds: float,
+    watch: Watch | None = None,
+) -> Measurement:
+    """`clients` closed-loop workers call `call(worker_index)` back to back; it returns "ok" or
+    the name of what went wrong. Only calls that finish inside the window count towards
+    throughput and latency; no call starts after it, and those still running are awaited so
+    that the ledger can be checked against every success. `watch` names the processes, besides
+    this one, whose CPU use the window should record."""
+    result = Measurement(seconds=seconds, per_second=[0] * math.ceil(seconds))
+    cpu = _CpuWatch(watch)
+    begin = time.perf_counter()
+    window_start, window_end = begin + warmup, begin + warmup + seconds
+
+    async def worker(index: int) -> None:
+        while (started := time.perf_counter()) < window_end:
+            try:
+                outcome = await call(index)
+            except Exception as exc:
+                outcome = type(exc).__name__
+            finished = time.perf_counter()
+            result.outcomes[outcome] += 1
+            if window_start <= finished < window_end:
+                if outcome == "ok":
+                    result.ok_in_window += 1
+                    result.latencies.append(finished - started)
+                    result.per_second[int(finished - window_start)] += 1
+                else:
+                    result.failed_in_window += 1
+
+    async def sampler() -> None:
+        await asyncio.sleep(window_start - time.perf_counter())
+        await cpu.start()
+        await asyncio.sleep(window_end - time.perf_counter())
+        result.cpu = cpu.stop()
+
+    await asyncio.gather(sampler(), *(worker(i) for i in range(clients)))
+    return result
