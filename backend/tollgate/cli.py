@@ -58,7 +58,10 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--no-worker", is_flag=True, help="Do not run background jobs in this process.")
-def serve(host: str, port: int, no_worker: bool) -> None:
+@click.option(
+    "--access-log", is_flag=True, help="Log every request (off: the hot path is logged as data)."
+)
+def serve(host: str, port: int, no_worker: bool, access_log: bool) -> None:
     """Run the API (and, unless --no-worker, the background jobs)."""
     import uvicorn
 
@@ -74,7 +77,14 @@ def serve(host: str, port: int, no_worker: bool) -> None:
         # uvicorn re-raises the signal it stopped on, under the handler it found at start.
         # SIGTERM's default would kill us before the embedded servers are stopped.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            proxy_headers=False,
+            access_log=access_log,
+        )
 
 
 @main.command()

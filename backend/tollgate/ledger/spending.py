@@ -93,10 +93,11 @@ class LedgerWriter:
             )
 
     async def flush(self, session: AsyncSession) -> None:
+        # Core inserts: the ORM's bulk insert would split rows by which columns are NULL.
         if self.transactions:
-            await session.execute(insert(LedgerTransaction), self.transactions)
+            await session.execute(insert(_table(LedgerTransaction)), self.transactions)
         if self.entries:
-            await session.execute(insert(LedgerEntry), self.entries)
+            await session.execute(insert(_table(LedgerEntry)), self.entries)
         grants = _table(CreditGrant)
         await _apply(
             session,

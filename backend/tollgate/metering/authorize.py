@@ -113,9 +113,7 @@ async def _decide(
     now: datetime,
 ) -> None:
     accounts = {p.subject.account_id: p.subject for p in pending}
-    policy: dict[int, limit_rules.Limits | None] = {
-        a: await limits.get_limits(session, a) for a in accounts
-    }
+    policy = await limits.get_limits_many(session, accounts)
     # Model access and the per-minute rate are decided before taking any lock.
     admitted: list[_Pending] = []
     for p in pending:

@@ -292,8 +292,8 @@ async def _book(
             settled,
         )
     await writer.flush(session)
-    policies = {a: await limits.get_limits(session, a) for a in chosen}
-    await _count_usage(session, rows, policies)
+    policies = await limits.get_limits_many(session, chosen)
+    await limits.add_usage_many(session, _increments(rows, policies))
     for row in rows:
         results[row["_index"]] = Recorded(
             event_id=row["event_id"],
@@ -307,26 +307,24 @@ async def _book(
     outcome.alerts += await _alerts(session, policies, chosen, locked, now)
 
 
-async def _count_usage(
-    session: AsyncSession,
-    rows: list[dict[str, Any]],
-    policies: dict[int, limit_rules.Limits | None],
-) -> None:
-    """Add the batch to the day and month counters of the windows the events occurred in."""
-    totals: dict[tuple[int, str], list[Any]] = {}
+def _increments(
+    rows: list[dict[str, Any]], policies: dict[int, limit_rules.Limits | None]
+) -> list[limits.UsageIncrement]:
+    """The batch as additions to the day and month counters of the windows it occurred in."""
+    increments = []
     for row in rows:
-        account_id = row["account_id"]
-        rules = policies.get(account_id)
-        tz = rules.timezone if rules is not None else None
-        day_key = limit_rules.windows_for(row["occurred_at"], tz)[0]
-        entry = totals.setdefault((account_id, day_key), [0, 0, 0, row["occurred_at"], tz])
-        entry[0] += row["input_tokens"] + row["output_tokens"] + row["cached_input_tokens"]
-        entry[1] += 1
-        entry[2] += row["cost_micros"]
-    for (account_id, _), (tokens, calls, cost, at, tz) in totals.items():
-        await limits.add_usage(
-            session, account_id, tokens=tokens, calls=calls, cost_micros=cost, at=at, timezone=tz
+        rules = policies.get(row["account_id"])
+        increments.append(
+            limits.UsageIncrement(
+                account_id=row["account_id"],
+                tokens=row["input_tokens"] + row["output_tokens"] + row["cached_input_tokens"],
+                calls=1,
+                cost_micros=row["cost_micros"],
+                at=row["occurred_at"],
+                timezone=rules.timezone if rules is not None else None,
+            )
         )
+    return increments
 
 
 async def _alerts(
