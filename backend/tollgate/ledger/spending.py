@@ -10,12 +10,13 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate.accounts.models import Account
+from tollgate.db import table_of
 from tollgate.ledger import booking, wallets
 from tollgate.ledger.models import CreditGrant, LedgerEntry, LedgerTransaction, Wallet
 
@@ -95,10 +96,10 @@ class LedgerWriter:
     async def flush(self, session: AsyncSession) -> None:
         # Core inserts: the ORM's bulk insert would split rows by which columns are NULL.
         if self.transactions:
-            await session.execute(insert(_table(LedgerTransaction)), self.transactions)
+            await session.execute(insert(table_of(LedgerTransaction)), self.transactions)
         if self.entries:
-            await session.execute(insert(_table(LedgerEntry)), self.entries)
-        grants = _table(CreditGrant)
+            await session.execute(insert(table_of(LedgerEntry)), self.entries)
+        grants = table_of(CreditGrant)
         await _apply(
             session,
             update(grants)
@@ -106,7 +107,7 @@ class LedgerWriter:
             .values(remaining=grants.c.remaining + bindparam("delta")),
             self.grant_deltas,
         )
-        table = _table(Wallet)
+        table = table_of(Wallet)
         changes = {
             wid: (self.balance_deltas.get(wid, 0), self.reserved_deltas.get(wid, 0))
             for wid in set(self.balance_deltas) | set(self.reserved_deltas)
@@ -122,7 +123,7 @@ class LedgerWriter:
                 ),
                 rows,
             )
-        accounts = _table(Account)
+        accounts = table_of(Account)
         await _apply(
             session,
             update(accounts)
@@ -141,7 +142,3 @@ async def _apply(session: AsyncSession, statement: Any, deltas: dict[int, int]) 
     rows = [{"key": k, "delta": d} for k, d in deltas.items() if d]
     if rows:
         await session.execute(statement, rows)
-
-
-def _table(model: type) -> Table:
-    return cast(Table, model.__table__)  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate.accounts.models import Account
 from tollgate.accounts.service import get_account
+from tollgate.db import table_of
 from tollgate.errors import AccountNotFound, ValidationFailed
 from tollgate.limits import rules
 from tollgate.limits.models import AccountLimits, UsageWindow
@@ -166,16 +167,18 @@ async def add_usage_many(session: AsyncSession, increments: Iterable[UsageIncrem
             row["cost_micros"] += inc.cost_micros
     if not totals:
         return
-    stmt = insert(UsageWindow).values(list(totals.values()))
+    table = table_of(UsageWindow)
+    stmt = insert(table)
     await session.execute(
         stmt.on_conflict_do_update(
             index_elements=["account_id", "period", "starts_at"],
             set_={
-                "tokens": UsageWindow.tokens + stmt.excluded.tokens,
-                "calls": UsageWindow.calls + stmt.excluded.calls,
-                "cost_micros": UsageWindow.cost_micros + stmt.excluded.cost_micros,
+                "tokens": table.c.tokens + stmt.excluded.tokens,
+                "calls": table.c.calls + stmt.excluded.calls,
+                "cost_micros": table.c.cost_micros + stmt.excluded.cost_micros,
             },
-        )
+        ),
+        list(totals.values()),
     )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate import errors
+from tollgate.db import table_of
 from tollgate.ledger.spending import LedgerWriter
 from tollgate.ledger.wallets import pool_headroom
 from tollgate.limits import rules as limit_rules
@@ -218,7 +219,7 @@ async def _decide(
         results[p.index] = Authorized(reservation_id, p.credits, expires_at, tuple(warnings))
 
     if reservations:
-        await session.execute(insert(Reservation), reservations)
+        await session.execute(insert(table_of(Reservation)), reservations)
     await writer.flush(session)
 
 

@@ -70,6 +70,9 @@ class GroupCommitter(Generic[Req, Res]):
     async def _drain(self) -> None:
         try:
             while self._queue:
+                # One turn of the event loop first: callers woken by the last commit, and
+                # requests that just arrived, join this batch instead of the next.
+                await asyncio.sleep(0)
                 batch = self._take()
                 await self._commit(batch)
         finally:

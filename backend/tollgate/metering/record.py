@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate import errors
+from tollgate.db import table_of
 from tollgate.ledger.spending import LedgerWriter
 from tollgate.ledger.wallets import pool_headroom
 from tollgate.limits import rules as limit_rules
@@ -273,20 +274,21 @@ async def _book(
     for row in rows:
         row["transaction_id"] = transactions.get(row["account_id"])
     if rows:
+        events = table_of(UsageEvent)
         inserted = (
-            await session.scalars(
-                insert(UsageEvent)
-                .values([{k: v for k, v in r.items() if k != "_index"} for r in rows])
+            await session.execute(
+                insert(events)
                 .on_conflict_do_nothing(index_elements=["event_id"])
-                .returning(UsageEvent.event_id)
+                .returning(events.c.event_id),
+                [{k: v for k, v in r.items() if k != "_index"} for r in rows],
             )
         ).all()
         if len(inserted) != len(rows):
             raise ConcurrentDuplicate
     if settled:
-        table = Reservation.__table__
+        table = table_of(Reservation)
         await session.execute(
-            update(table)  # type: ignore[arg-type]
+            update(table)
             .where(table.c.id == bindparam("key"))
             .values(status="SETTLED", closed_at=now),
             settled,
