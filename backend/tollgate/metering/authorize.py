@@ -145,7 +145,9 @@ async def _decide(
     locked = await subjects.lock(session, chosen.values(), now=now)
     writer = LedgerWriter("system:metering")
     await holds.expire(session, writer, locked, chosen, now)
-    in_flight = defaultdict(holds.Held, await holds.held(session, chosen))
+    # Holds in flight count against limits and a member's pool share; skip the query otherwise.
+    needy = [a for a, subject in chosen.items() if policy[a] is not None or subject.pool_wallet_id]
+    in_flight = defaultdict(holds.Held, await holds.held(session, needy) if needy else {})
     windows: dict[int, tuple[limit_rules.WindowUsage, limit_rules.WindowUsage]] = {}
     ttl = timedelta(seconds=deps.settings.hold_ttl_seconds)
     reservations: list[dict[str, Any]] = []

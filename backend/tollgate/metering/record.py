@@ -142,6 +142,9 @@ async def _book(
     now: datetime,
 ) -> None:
     chosen = {p.subject.account_id: p.subject for p in priced}
+    # Read before locking: limits do not change under a booking, and every statement saved
+    # while the wallets are locked is time another batch of the same account does not wait.
+    policies = await limits.get_limits_many(session, chosen)
     locked = await subjects.lock(session, chosen.values(), now=now)
     # Under the locks: an earlier booking of the same event for the same account is visible.
     existing = {
@@ -156,7 +159,9 @@ async def _book(
     }
     writer = LedgerWriter("system:metering")
     await holds.expire(session, writer, locked, chosen, now)
-    in_flight = defaultdict(holds.Held, await holds.held(session, chosen))
+    # Other holds matter here only for a member's share of its organisation's pool.
+    members = [a for a, subject in chosen.items() if subject.pool_wallet_id is not None]
+    in_flight = defaultdict(holds.Held, await holds.held(session, members) if members else {})
     wanted = [p.event.reservation_id for p in priced if p.event.reservation_id is not None]
     reservations = (
         {
@@ -294,7 +299,6 @@ async def _book(
             settled,
         )
     await writer.flush(session)
-    policies = await limits.get_limits_many(session, chosen)
     await limits.add_usage_many(session, _increments(rows, policies))
     for row in rows:
         results[row["_index"]] = Recorded(
