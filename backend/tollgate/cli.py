@@ -59,7 +59,7 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--no-worker", is_flag=True, help="Do not run background jobs in this process.")
 @click.option(
-    "--access-log", is_flag=True, help="Log every request (off: the hot path is logged as data)."
+    "--access-log", is_flag=True, help="Log every request (off by default: the hot path is busy)."
 )
 def serve(host: str, port: int, no_worker: bool, access_log: bool) -> None:
     """Run the API (and, unless --no-worker, the background jobs)."""

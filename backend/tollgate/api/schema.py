@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import strawberry
@@ -23,6 +24,7 @@ from strawberry.types import ExecutionContext
 from tollgate.accounts import graphql as accounts
 from tollgate.api.hardening import RejectNulCharacters, strip_suggestion
 from tollgate.api.scalars import SCALARS
+from tollgate.apikeys import graphql as apikeys
 from tollgate.audit import graphql as audit
 from tollgate.auth import graphql as auth
 from tollgate.controls import graphql as controls
@@ -31,6 +33,7 @@ from tollgate.limits import graphql as limits
 from tollgate.metering import graphql as metering
 from tollgate.notifications import graphql as notifications
 from tollgate.pricing import graphql as pricing
+from tollgate.providers import graphql as providers
 
 Query = merge_types(
     "Query",
@@ -43,6 +46,8 @@ Query = merge_types(
         notifications.Query,
         pricing.Query,
         metering.Query,
+        apikeys.Query,
+        providers.Query,
     ),
 )
 Mutation = merge_types(
@@ -55,9 +60,12 @@ Mutation = merge_types(
         controls.Mutation,
         pricing.Mutation,
         metering.Mutation,
+        apikeys.Mutation,
+        providers.Mutation,
     ),
 )
 
+log = logging.getLogger(__name__)
 MAX_DEPTH = 10
 MAX_TOKENS = 2_000
 MAX_ALIASES = 30
@@ -73,9 +81,16 @@ class TollgateSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
+        unexpected = []
         for error in errors:
             strip_suggestion(error)
-        super().process_errors(errors, execution_context)
+            if _should_mask(error):
+                unexpected.append(error)
+            else:
+                # The caller's own mistake (bad query, missing key): no traceback in our logs.
+                log.info("refused: %s", error.message)
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
 
 
 def build_schema(*, introspection: bool) -> strawberry.Schema:

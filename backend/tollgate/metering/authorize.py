@@ -82,7 +82,8 @@ async def _precheck(
     if (reason := deps.controls.account_stop(account_id)) is not None:
         return Denied("EMERGENCY_STOP", f"usage of this account is stopped: {reason}")
     price = deps.pricing.price_at(request.model, now, request.provider)
-    if price is None and not request.byok:
+    # BYOK too: recordUsage needs a price (or the provider's reported cost) to book the call.
+    if price is None:
         return errors.UnknownModel(request.model)
     usage = CallUsage(request.estimated_input_tokens, request.max_output_tokens)
     charge = price_call(
@@ -93,7 +94,6 @@ async def _precheck(
         byok=request.byok,
         credit_value_micros=deps.settings.credit_value_micros,
         model=request.model,
-        provider_cost_micros=None if price is not None else 0,
     )
     return _Pending(
         index=-1,
@@ -124,7 +124,7 @@ async def _decide(
             results[p.index] = Denied(
                 "MODEL_NOT_ALLOWED",
                 f"{p.request.model} is not allowed for this account",
-                "allowedModels",
+                "ALLOWED_MODELS",
             )
             continue
         if rules is not None and rules.requests_per_minute and not exempt:
@@ -133,7 +133,7 @@ async def _decide(
                 results[p.index] = Denied(
                     "RATE_LIMITED",
                     f"more than {rules.requests_per_minute} requests per minute",
-                    "requestsPerMinute",
+                    "REQUESTS_PER_MINUTE",
                     retry_after_seconds=max(1, int(wait + 0.999)),
                 )
                 continue
@@ -164,6 +164,7 @@ async def _decide(
                 windows[account_id] = await limits.window_usage(session, account_id, now, tz)
             day, month = windows[account_id]
             day_key, month_key, _, _ = limit_rules.windows_for(now, tz)
+            exempt = deps.controls.exempt_from_limits(account_id)
             denial, crossings = limit_rules.evaluate(
                 rules,
                 day=_plus(day, held),
@@ -172,8 +173,8 @@ async def _decide(
                 request_cost_micros=p.cost_micros,
                 model=p.request.model,
                 windows=(day_key, month_key),
+                exempt=exempt,
             )
-            exempt = deps.controls.exempt_from_limits(account_id)
             outcome.alerts += await limits.notify_crossings(session, account_id, crossings)
             warnings = [UsageWarning(c.limit, c.level, c.used, c.limit_value) for c in crossings]
             if denial is not None and not exempt:
@@ -187,7 +188,8 @@ async def _decide(
         if own + headroom < p.credits:
             results[p.index] = Denied(
                 "INSUFFICIENT_CREDITS",
-                f"this call may cost up to {p.credits} credits; {own + headroom} are available",
+                f"this call may cost up to {_credits(p.credits)}; {_credits(own + headroom)}"
+                " available",
             )
             continue
         pool_take = p.credits - own
@@ -232,3 +234,7 @@ def _plus(usage: limit_rules.WindowUsage, held: holds.Held) -> limit_rules.Windo
         calls=usage.calls + held.calls,
         cost_micros=usage.cost_micros + held.cost_micros,
     )
+
+
+def _credits(n: int) -> str:
+    return f"{n} credit" if n == 1 else f"{n} credits"
