@@ -27,6 +27,9 @@ class Settings:
     credit_value_micros: int = 1_000
     # A hold not settled or released by then lets go of its credits by itself.
     hold_ttl_seconds: int = 600
+    # Fernet key(s) that encrypt stored provider secrets; comma-separated, newest first, to
+    # rotate (tollgate.crypto). Unset in dev: a key is generated under data_dir.
+    secret_key: str | None = field(default=None, repr=False)
 
     @property
     def is_dev(self) -> bool:
@@ -45,6 +48,7 @@ class Settings:
             db_max_overflow=_int("TOLLGATE_DB_MAX_OVERFLOW", 20),
             credit_value_micros=_int("TOLLGATE_CREDIT_VALUE_MICROS", 1_000),
             hold_ttl_seconds=_int("TOLLGATE_HOLD_TTL_SECONDS", 600),
+            secret_key=os.environ.get("TOLLGATE_SECRET_KEY") or None,
         )
 
 

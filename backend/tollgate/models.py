@@ -1,6 +1,7 @@
 """Every table, registered in one place so migrations and `alembic check` see the whole schema."""
 
 import tollgate.accounts.models
+import tollgate.apikeys.models
 import tollgate.audit.models
 import tollgate.auth.models
 import tollgate.controls.models
@@ -9,7 +10,8 @@ import tollgate.ledger.models
 import tollgate.limits.models
 import tollgate.metering.models
 import tollgate.notifications.models
-import tollgate.pricing.models  # noqa: F401
+import tollgate.pricing.models
+import tollgate.providers.models  # noqa: F401
 from tollgate.db import Base
 
 metadata = Base.metadata

@@ -1,0 +1,1 @@
+"""Virtual API keys that the SaaS hands to its end users for the OpenAI-compatible gateway."""
