@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
@@ -57,7 +58,9 @@ def service_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
 
 
 @pytest.fixture(scope="session")
-async def settings(service_urls: tuple[str, str]) -> Settings:
+async def settings(
+    service_urls: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
     db_url, redis_url = service_urls
     test_url = await _recreate_database(db_url)
     import asyncio
@@ -68,6 +71,9 @@ async def settings(service_urls: tuple[str, str]) -> Settings:
         redis_url=redis_url,
         env="dev",
         bootstrap_admin_key=OWNER_KEY,
+        # Never the working directory's .tollgate: a test must not leave files in the repo.
+        data_dir=tmp_path_factory.mktemp("data"),
+        secret_key=Fernet.generate_key().decode(),
         db_pool_size=20,
         db_max_overflow=30,
     )

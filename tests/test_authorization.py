@@ -228,6 +228,31 @@ async def last_week(owner: GraphQLClient) -> Variables:
     return {"from": (now - timedelta(days=7)).isoformat(), "to": now.isoformat()}
 
 
+async def api_key_input(owner: GraphQLClient) -> Variables:
+    external_id = (await an_account(owner))["id"]
+    return {"input": {"accountExternalId": external_id, "name": "laptop", "rpmLimit": 60}}
+
+
+async def api_key_to_revoke(owner: GraphQLClient) -> Variables:
+    data = await owner.data(
+        "mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) "
+        "{ __typename ... on CreatedApiKey { key { id } } } }",
+        **await api_key_input(owner),
+    )
+    assert data["createApiKey"]["__typename"] == "CreatedApiKey", data
+    return {"id": data["createApiKey"]["key"]["id"]}
+
+
+async def provider_input(owner: GraphQLClient) -> Variables:
+    return {
+        "input": {
+            "name": unique("upstream"),
+            "baseUrl": "http://127.0.0.1:11434/v1",
+            "models": ["llama*"],
+        }
+    }
+
+
 @dataclass(frozen=True)
 class FieldRule:
     roles: frozenset[str]
@@ -419,6 +444,29 @@ FIELDS: dict[str, FieldRule] = {
         "clearPricingPolicy(accountExternalId: $id)",
         an_account,
         "PricingPolicy",
+    ),
+    "Query.apiKeys": FieldRule(
+        READERS,
+        "query($id: String!) { apiKeys(accountExternalId: $id) { id prefix } }",
+        an_account,
+    ),
+    "Query.providers": FieldRule(READERS, "{ providers { name hasApiKey } }"),
+    "Mutation.createApiKey": mutation(
+        WRITERS,
+        "$input: CreateApiKeyInput!",
+        "createApiKey(input: $input)",
+        api_key_input,
+        "CreatedApiKey",
+    ),
+    "Mutation.revokeApiKey": mutation(
+        WRITERS, "$id: ID!", "revokeApiKey(id: $id)", api_key_to_revoke, "ApiKey"
+    ),
+    "Mutation.upsertProvider": mutation(
+        WRITERS,
+        "$input: UpsertProviderInput!",
+        "upsertProvider(input: $input)",
+        provider_input,
+        "Provider",
     ),
 }
 

@@ -18,7 +18,7 @@ query($from: DateTime!, $to: DateTime!, $groupBy: [UsageGrouping!]!, $tz: String
     __typename
     ... on UsageSummary {
       rows { accountExternalId model feature period calls inputTokens outputTokens
-             costMicros chargeMicros credits marginMicros }
+             costMicros chargeMicros credits uncollectedCredits marginMicros }
     }
     ... on ValidationFailed { field message }
   }
@@ -83,6 +83,7 @@ async def test_usage_summary_groups_and_margin(gql: GraphQLClient) -> None:
         ("a", 3, 6_000, 1_000 + 2_000 + 30_000),
         ("b", 1, 4_000, 4_000),
     ]
+    assert [r["uncollectedCredits"] for r in by_account] == [0, 0]
     # Passthrough by default: charge equals cost, so the margin is zero.
     assert all(r["marginMicros"] == r["chargeMicros"] - r["costMicros"] == 0 for r in by_account)
     by_day = (await gql.data(SUMMARY, groupBy=["DAY"], **window))["usageSummary"]["rows"]

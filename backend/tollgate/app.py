@@ -1,4 +1,5 @@
-"""The starlette application: /graphql, /healthz, and the lifespan that owns connections."""
+"""The starlette application: /graphql, /healthz, the metering JSON routes, the OpenAI-compatible
+gateway (/v1), and the lifespan that owns connections and caches."""
 
 from __future__ import annotations
 
@@ -16,14 +17,18 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from tollgate import jobs
+from tollgate import crypto, jobs
 from tollgate.api.context import Context
 from tollgate.api.schema import build_schema
+from tollgate.apikeys.cache import VirtualKeyCache
 from tollgate.auth import service as auth
 from tollgate.auth.cache import PrincipalCache
 from tollgate.config import Settings
 from tollgate.controls.cache import ControlsCache
 from tollgate.db import Database, create_engine
+from tollgate.gateway.accounts import LedgerAccounts
+from tollgate.gateway.priced_router import PricedRouter
+from tollgate.gateway.service import Gateway, GatewayDeps
 from tollgate.health import healthz
 from tollgate.invalidation import InvalidationBus
 from tollgate.limits.rate import RateLimiter
@@ -31,6 +36,7 @@ from tollgate.metering.deps import MeteringDeps
 from tollgate.metering.http import routes as metering_routes
 from tollgate.metering.service import Metering
 from tollgate.pricing.cache import PricingCache
+from tollgate.providers.cache import ProviderCache
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +78,8 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
     )
 
+    gateway = Gateway()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = Database(create_engine(settings))
@@ -86,6 +94,18 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
         state.principals = PrincipalCache(db, bus)
         state.metering = Metering(
             db, redis, MeteringDeps(settings, pricing, controls, RateLimiter(redis))
+        )
+        # Built at start so a malformed TOLLGATE_SECRET_KEY stops the service at once.
+        secrets_box = crypto.for_settings(settings)
+        providers = ProviderCache(db, bus, secrets_box)
+        await providers.start()
+        await gateway.start(
+            GatewayDeps(
+                state.metering,
+                VirtualKeyCache(db, bus, secrets_box),
+                PricedRouter(providers, pricing),
+                LedgerAccounts(db),
+            )
         )
         if settings.bootstrap_admin_key:
             async with db.transaction() as session:
@@ -102,6 +122,8 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
                 worker_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await worker_task
+            await gateway.stop()
+            await providers.stop()
             await controls.stop()
             await pricing.stop()
             await bus.stop()
@@ -114,6 +136,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             *metering_routes,
+            *gateway.routes,
         ],
         lifespan=lifespan,
     )

@@ -326,6 +326,9 @@ class UsageSummaryRow:
     cost_micros: BigInt = strawberry.field(description="Provider cost, micro-USD.")
     charge_micros: BigInt = strawberry.field(description="Charged to accounts, micro-USD.")
     credits: BigInt
+    uncollected_credits: BigInt = strawberry.field(
+        description="Part of `credits` the balances could not cover: billed, not collected."
+    )
     margin_micros: BigInt = strawberry.field(description="charge - cost, micro-USD.")
 
 
@@ -408,6 +411,7 @@ class Query:
                     cost_micros=BigInt(r.cost_micros),
                     charge_micros=BigInt(r.charge_micros),
                     credits=BigInt(r.credits),
+                    uncollected_credits=BigInt(r.uncollected_credits),
                     margin_micros=BigInt(r.margin_micros),
                 )
                 for r in rows

@@ -40,6 +40,8 @@ class SummaryRow:
     cost_micros: int
     charge_micros: int
     credits: int
+    # Part of `credits` the balances could not cover: billed, not collected.
+    uncollected_credits: int
 
     @property
     def margin_micros(self) -> int:
@@ -119,6 +121,7 @@ async def summarize(
             func.coalesce(func.sum(UsageEvent.cost_micros), 0),
             func.coalesce(func.sum(UsageEvent.charge_micros), 0),
             func.coalesce(func.sum(UsageEvent.credits), 0),
+            func.coalesce(func.sum(UsageEvent.uncollected_credits), 0),
         )
         .join(Account, Account.id == UsageEvent.account_id)
         .where(UsageEvent.occurred_at >= since, UsageEvent.occurred_at < until)

@@ -75,6 +75,9 @@ class PricingCache:
     ) -> ModelPriceVersion | None:
         return self._snapshot.catalog.price_at(model, at, provider)
 
+    def models(self) -> list[str]:
+        return self._snapshot.catalog.models()
+
     def policy_for(self, account_id: int | None) -> Policy:
         """The account's own policy, else the global default, else PASSTHROUGH without fee."""
         snapshot = self._snapshot

@@ -35,6 +35,10 @@ class CatalogIndex:
     def __len__(self) -> int:
         return len(self._versions)
 
+    def models(self) -> list[str]:
+        """Every priced model, by the name its latest version carries."""
+        return sorted(group[-1].model for group in self._versions.values())
+
     def price_at(
         self, model: str, at: datetime, provider: str | None = None
     ) -> ModelPriceVersion | None:
