@@ -20,7 +20,8 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from tests.conftest import GraphQLClient
-from tests.helpers import create_account
+from tests.helpers import create_account, grant
+from tests.metering_helpers import MODEL, price_model
 from tollgate import crypto
 from tollgate.apikeys import service
 from tollgate.apikeys.cache import VirtualKeyCache
@@ -29,6 +30,8 @@ from tollgate.config import Settings
 from tollgate.crypto import DecryptionFailed, SecretBox
 from tollgate.db import Database
 from tollgate.invalidation import InvalidationBus
+from tollgate.metering.requests import UsageEventInput
+from tollgate.metering.results import Recorded
 
 SECRET_KEY = crypto.generate_key()
 BYOK = "sk-user-own-" + "Zq9" * 14
@@ -239,8 +242,25 @@ async def test_byok_key_is_stored_encrypted_and_decrypted_by_authenticate(
             )
 
 
+async def _record_with_key(app: Any, events: list[dict[str, Any]], key_id: int) -> None:
+    """Book usage as the gateway does, attributed to a virtual key."""
+    results = await app.state.metering.record(
+        [
+            UsageEventInput(
+                event_id=e["eventId"],
+                account_external_id=e["accountExternalId"],
+                model=e["model"],
+                input_tokens=e["inputTokens"],
+                api_key_id=key_id,
+            )
+            for e in events
+        ]
+    )
+    assert all(isinstance(r, Recorded) for r in results), results
+
+
 async def test_listing_shows_every_key_of_the_account_with_its_spend(
-    gql: GraphQLClient, db: Database
+    gql: GraphQLClient, app: Any
 ) -> None:
     await create_account(gql, "user-1")
     await create_account(gql, "user-2")
@@ -249,13 +269,15 @@ async def test_listing_shows_every_key_of_the_account_with_its_spend(
     await created(gql, accountExternalId="user-2", name="someone else's")
     await gql.data(REVOKE, id=first["key"]["id"])
 
-    async with db.transaction() as session:
-        await service.record_spend(session, int(second["key"]["id"]), 120)
-        await service.record_spend(session, int(second["key"]["id"]), 0)
-    async with db.transaction() as session:
-        await service.record_spend(session, int(second["key"]["id"]), 30)
-        with pytest.raises(ValueError):
-            await service.record_spend(session, int(second["key"]["id"]), -5)
+    # Spend is kept by metering with each booked call made through the key.
+    await price_model(gql)
+    await grant(gql, "user-1", 1_000)
+    key_id = int(second["key"]["id"])
+    events = [
+        {"eventId": f"k{n}", "accountExternalId": "user-1", "model": MODEL, "inputTokens": tokens}
+        for n, tokens in enumerate((120_000, 30_000))
+    ]
+    await _record_with_key(app, events, key_id)
 
     listed = (await gql.data(LIST, account="user-1"))["apiKeys"]
     assert [(k["name"], k["revokedAt"] is not None, k["hasByokKey"]) for k in listed] == [
@@ -263,6 +285,10 @@ async def test_listing_shows_every_key_of_the_account_with_its_spend(
         ("second", False, True),
     ]
     assert [k["spendCredits"] for k in listed] == [0, 150]
+    # A replayed event adds nothing.
+    await _record_with_key(app, events, key_id)
+    again = (await gql.data(LIST, account="user-1"))["apiKeys"]
+    assert [k["spendCredits"] for k in again] == [0, 150]
     assert listed[1]["byokProvider"] == "openrouter"
     assert (await gql.data(LIST, account="nobody"))["apiKeys"] is None
 

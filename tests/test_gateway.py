@@ -26,8 +26,10 @@ from tests.conftest import GraphQLClient
 from tests.gateway_upstream import FakeUpstream, ServedApp
 from tests.metering_helpers import MODEL, balance, funded_account, price_model
 from tollgate.accounts.models import Account
+from tollgate.apikeys.service import CreatedApiKey, NewApiKey, create_api_key
 from tollgate.app import create_app
 from tollgate.config import Settings
+from tollgate.crypto import SecretBox
 from tollgate.db import Database
 from tollgate.gateway import Gateway, GatewayDeps, LedgerAccounts
 from tollgate.gateway import estimate as estimates
@@ -133,10 +135,17 @@ class Harness:
         return openai.AsyncOpenAI(api_key=secret, base_url=self.base_url, max_retries=0, timeout=30)
 
     async def add_key(self, db: Database, account: str, secret: str, **extra: Any) -> Key:
+        """A real key row (usage events refer to it), resolved here from `secret`."""
         async with db.transaction() as s:
             account_id = await s.scalar(select(Account.id).where(Account.external_id == account))
-        assert account_id is not None
-        key = Key(len(self.keys.by_secret) + 1, account_id, account, **extra)
+            created = await create_api_key(
+                s,
+                NewApiKey(account_external_id=account, name=secret),
+                crypto=SecretBox(),
+                now=datetime.now(UTC),
+            )
+        assert account_id is not None and isinstance(created, CreatedApiKey)
+        key = Key(created.id, account_id, account, **extra)
         self.keys.by_secret[secret] = key
         return key
 

@@ -130,3 +130,23 @@ def test_a_virtual_key_and_a_provider_route_a_billed_call(
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(api_key="tg-unknown", base_url=f"{served}/v1", max_retries=0).models.list()
     assert [m.id for m in client.models.list().data] == ["test-chat"]
+
+
+SPEND = """query { apiKeys(accountExternalId: "u1") { name spendCredits rpmLimit } }"""
+
+
+def test_a_key_s_own_rate_and_spend(served: str, upstream: FakeUpstream) -> None:
+    test_a_virtual_key_and_a_provider_route_a_billed_call(served, upstream)
+    limited = admin(
+        served, KEY, input={"accountExternalId": "u1", "name": "limited", "rpmLimit": 2}
+    )["createApiKey"]["secret"]
+    client = openai.OpenAI(api_key=limited, base_url=f"{served}/v1", max_retries=0, timeout=30)
+    ask = {"model": "test-chat", "messages": [{"role": "user", "content": "hi"}]}
+    client.chat.completions.create(**ask)
+    client.chat.completions.create(**ask)
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(**ask)
+    assert 1 <= int(refused.value.response.headers["retry-after"]) <= 60
+    keys = {k["name"]: k for k in admin(served, SPEND)["apiKeys"]}
+    assert keys["app"]["spendCredits"] == 1
+    assert keys["limited"]["spendCredits"] == 2 and keys["limited"]["rpmLimit"] == 2

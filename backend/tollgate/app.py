@@ -105,6 +105,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
                 VirtualKeyCache(db, bus, secrets_box),
                 PricedRouter(providers, pricing),
                 LedgerAccounts(db),
+                RateLimiter(redis, prefix="tollgate:rate:key:"),
             )
         )
         if settings.bootstrap_admin_key:

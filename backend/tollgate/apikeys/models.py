@@ -36,5 +36,5 @@ class ApiKey(CreatedAt, Base):
     # The end user's own key for the provider of this name (BYOK), as a Fernet token.
     byok_provider: Mapped[str | None] = mapped_column(String(64))
     byok_secret: Mapped[str | None] = mapped_column(Text)
-    # Credits charged for calls made with this key, kept by the gateway through record_spend.
+    # Credits charged for calls made with this key, kept by metering with each booking.
     spend_credits: Mapped[int] = mapped_column(default=0, server_default="0")

@@ -1,8 +1,8 @@
 """Virtual keys: created for an account, shown once, stored hashed, revocable, optionally
 carrying the end user's own provider key (BYOK, stored encrypted).
 
-`authenticate_virtual_key` is the gateway's look-up (through VirtualKeyCache on the hot path);
-`record_spend` adds what a call through the key was charged.
+`authenticate_virtual_key` is the gateway's look-up (through VirtualKeyCache on the hot path).
+A key's spend is kept by metering, in the transaction that books each call made with it.
 """
 
 from __future__ import annotations
@@ -226,18 +226,4 @@ async def authenticate_virtual_key(
         byok_provider=row.byok_provider,
         byok_secret=byok_secret,
         expires_at=row.expires_at,
-    )
-
-
-async def record_spend(session: AsyncSession, key_id: int, credits: int) -> None:
-    """Add the credits a call made with this key was charged. Call it once per newly booked
-    usage event (not for a replayed one), in the caller's transaction."""
-    if isinstance(credits, bool) or not isinstance(credits, int) or credits < 0:
-        raise ValueError("credits must be a whole number, zero or more")
-    if credits == 0:
-        return
-    await session.execute(
-        update(ApiKey)
-        .where(ApiKey.id == key_id)
-        .values(spend_credits=ApiKey.spend_credits + credits)
     )

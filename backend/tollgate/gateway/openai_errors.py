@@ -75,6 +75,17 @@ def upstream_failed(status: int, message: str) -> JSONResponse:
     return error(status, message, type="upstream_error", code=code)
 
 
+def key_rate_limited(per_minute: int, wait_seconds: float) -> JSONResponse:
+    return error(
+        429,
+        f"this key allows {per_minute} requests per minute",
+        type="rate_limit_error",
+        code="rate_limit_exceeded",
+        param="rpmLimit",
+        headers={"Retry-After": str(max(1, int(wait_seconds + 0.999)))},
+    )
+
+
 def refusal(
     result: Denied | errors.ValidationFailed | errors.AccountNotFound | errors.UnknownModel,
     model: str,

@@ -31,6 +31,9 @@ class GatewayKey(Protocol):
     @property
     def byok_secret(self) -> str | None: ...
 
+    @property
+    def rpm_limit(self) -> int | None: ...
+
 
 class KeyResolver(Protocol):
     async def authenticate(self, secret: str) -> GatewayKey | None: ...

@@ -41,6 +41,7 @@ from tollgate.gateway.estimate import Estimate
 from tollgate.gateway.ports import AccountReads, GatewayKey, KeyResolver, Router, UpstreamRoute
 from tollgate.gateway.stream import SseRelay, StreamOutcome
 from tollgate.gateway.usage import SseTracker, TokenUsage, completion_text_tokens, parse_usage
+from tollgate.limits.rate import RateLimiter
 from tollgate.metering.requests import AuthorizeRequest, UsageEventInput
 from tollgate.metering.results import Authorized, Denied, Recorded
 from tollgate.metering.service import Metering
@@ -69,6 +70,8 @@ class GatewayDeps:
     keys: KeyResolver
     router: Router
     accounts: AccountReads
+    # Per-key requests per minute (a key's own rpmLimit), beside the account's limits.
+    key_rate: RateLimiter | None = None
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,10 @@ class Gateway:
         routes = _routes_for(deps.router, key, model)
         if not routes:
             return refuse.unknown_model(model)
+        if deps.key_rate is not None and key.rpm_limit:
+            wait = await deps.key_rate.hit(_key_id(key), key.rpm_limit)
+            if wait is not None:
+                return refuse.key_rate_limited(key.rpm_limit, wait)
         sized = (
             estimates.chat(body, self.options.default_max_output_tokens)
             if endpoint is CHAT
@@ -427,6 +434,7 @@ class Gateway:
             byok=call.byok,
             provider=provider,
             metadata=metadata,
+            api_key_id=_key_id(call.key),
         )
         try:
             [result] = await deps.metering.record([event])
@@ -454,6 +462,10 @@ async def _available(deps: GatewayDeps, key: GatewayKey) -> int | None:
     except Exception:
         log.exception("reading the balance of account %s failed", key.account_external_id)
         return None
+
+
+def _key_id(key: GatewayKey) -> int:
+    return int(str(key.id))
 
 
 def _visible(deps: GatewayDeps, key: GatewayKey) -> list[str]:

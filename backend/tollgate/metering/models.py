@@ -79,6 +79,7 @@ class UsageEvent(Base):
     flags: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default="{}")
     reservation_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     transaction_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
     occurred_at: Mapped[datetime]
     recorded_at: Mapped[datetime] = mapped_column(server_default=func.now())

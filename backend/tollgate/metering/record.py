@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate import errors
+from tollgate.apikeys.models import ApiKey
 from tollgate.db import table_of
 from tollgate.ledger.spending import LedgerWriter
 from tollgate.ledger.wallets import pool_headroom
@@ -255,6 +256,7 @@ async def _book(
                 "flags": flags,
                 "reservation_id": p.event.reservation_id,
                 "transaction_id": None,
+                "api_key_id": p.event.api_key_id,
                 "details": p.event.metadata,
                 "occurred_at": p.occurred_at,
                 "_index": p.index,
@@ -300,6 +302,7 @@ async def _book(
         )
     await writer.flush(session)
     await limits.add_usage_many(session, _increments(rows, policies))
+    await _add_key_spend(session, rows)
     for row in rows:
         results[row["_index"]] = Recorded(
             event_id=row["event_id"],
@@ -311,6 +314,23 @@ async def _book(
             transaction_id=row["transaction_id"],
         )
     outcome.alerts += await _alerts(session, policies, chosen, locked, now)
+
+
+async def _add_key_spend(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Virtual keys' spend, in the booking's transaction: one update per key per batch."""
+    spend: dict[int, int] = defaultdict(int)
+    for row in rows:
+        if row["api_key_id"] is not None:
+            spend[row["api_key_id"]] += row["credits"]
+    rows_of_keys = [{"key": k, "delta": d} for k, d in spend.items() if d]
+    if rows_of_keys:
+        keys = table_of(ApiKey)
+        await session.execute(
+            update(keys)
+            .where(keys.c.id == bindparam("key"))
+            .values(spend_credits=keys.c.spend_credits + bindparam("delta")),
+            rows_of_keys,
+        )
 
 
 def _increments(

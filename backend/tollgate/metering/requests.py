@@ -46,6 +46,8 @@ class UsageEventInput:
     byok: bool = False
     provider: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The gateway's virtual key that made the call: its spend counter is kept with the booking.
+    api_key_id: int | None = None
 
     def fingerprint(self) -> str:
         params = asdict(self)
