@@ -10,7 +10,7 @@ A replayed `eventId` books nothing and returns the first result.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -264,11 +264,11 @@ async def _book(
         )
 
     transactions = {}
+    events_of = Counter(r["account_id"] for r in rows)
     for account_id, subject in chosen.items():
         own, from_pool = own_spent[account_id], member_pool[account_id]
         if own + from_pool:
             pool = locked.get(subject.pool_wallet_id) if subject.pool_wallet_id else None
-            count = sum(1 for r in rows if r["account_id"] == account_id)
             transactions[account_id] = writer.spend(
                 account_id=account_id,
                 wallet=locked[subject.wallet_id],
@@ -276,7 +276,7 @@ async def _book(
                 pool=pool,
                 pool_take=from_pool,
                 reason="usage",
-                details={"events": count},
+                details={"events": events_of[account_id]},
             )
     for row in rows:
         row["transaction_id"] = transactions.get(row["account_id"])
