@@ -191,6 +191,8 @@ class Measurement:
     ok_in_window: int = 0
     failed_in_window: int = 0
     latencies: list[float] = field(default_factory=list)
+    # Of calls that report it: seconds from sending to the first event of a streamed answer.
+    first_event: list[float] = field(default_factory=list)
     per_second: list[int] = field(default_factory=list)
     # Everything that completed, warm-up and tail included: what the ledger must account for.
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -205,26 +207,34 @@ class Measurement:
         return self.outcomes["ok"]
 
     def summary(self) -> dict[str, Any]:
-        ordered = sorted(self.latencies)
-        ms = 1000.0
-        return {
+        summary = {
             "ops_per_second": round(self.ops_per_second, 1),
             "ok_in_window": self.ok_in_window,
             "failed_in_window": self.failed_in_window,
-            "latency_ms": {
-                "p50": round(percentile(ordered, 50) * ms, 3),
-                "p99": round(percentile(ordered, 99) * ms, 3),
-                "mean": round(statistics.fmean(ordered) * ms, 3) if ordered else 0.0,
-                "max": round(ordered[-1] * ms, 3) if ordered else 0.0,
-            },
+            "latency_ms": latency_summary(self.latencies),
             "per_second": self.per_second,
             "outcomes_all": dict(self.outcomes),
             "cpu": self.cpu,
         }
+        if self.first_event:
+            summary["first_event_ms"] = latency_summary(self.first_event)
+        return summary
+
+
+def latency_summary(seconds: list[float]) -> dict[str, float]:
+    """p50, p99, mean and max in milliseconds."""
+    ordered = sorted(seconds)
+    ms = 1000.0
+    return {
+        "p50": round(percentile(ordered, 50) * ms, 3),
+        "p99": round(percentile(ordered, 99) * ms, 3),
+        "mean": round(statistics.fmean(ordered) * ms, 3) if ordered else 0.0,
+        "max": round(ordered[-1] * ms, 3) if ordered else 0.0,
+    }
 
 
 async def drive(
-    call: Callable[[int], Awaitable[str]],
+    call: Callable[[int], Awaitable[str | tuple[str, float]]],
     *,
     clients: int,
     warmup: float,
@@ -232,10 +242,11 @@ async def drive(
     watch: Watch | None = None,
 ) -> Measurement:
     """`clients` closed-loop workers call `call(worker_index)` back to back; it returns "ok" or
-    the name of what went wrong. Only calls that finish inside the window count towards
-    throughput and latency; no call starts after it, and those still running are awaited so
-    that the ledger can be checked against every success. `watch` names the processes, besides
-    this one, whose CPU use the window should record."""
+    the name of what went wrong, or that and the seconds its answer's first event took. Only
+    calls that finish inside the window count towards throughput and latency; no call starts
+    after it, and those still running are awaited so that the ledger can be checked against
+    every success. `watch` names the processes, besides this one, whose CPU use the window
+    should record."""
     result = Measurement(seconds=seconds, per_second=[0] * math.ceil(seconds))
     cpu = _CpuWatch(watch)
     begin = time.perf_counter()
@@ -243,16 +254,20 @@ async def drive(
 
     async def worker(index: int) -> None:
         while (started := time.perf_counter()) < window_end:
+            first: float | None = None
             try:
-                outcome = await call(index)
+                answer = await call(index)
             except Exception as exc:
-                outcome = type(exc).__name__
+                answer = type(exc).__name__
             finished = time.perf_counter()
+            outcome, first = answer if isinstance(answer, tuple) else (answer, None)
             result.outcomes[outcome] += 1
             if window_start <= finished < window_end:
                 if outcome == "ok":
                     result.ok_in_window += 1
                     result.latencies.append(finished - started)
+                    if first is not None:
+                        result.first_event.append(first)
                     result.per_second[int(finished - window_start)] += 1
                 else:
                     result.failed_in_window += 1
@@ -293,22 +308,29 @@ class HttpConnection:
 
     async def post(self, path: str, body: Any) -> tuple[int, Any]:
         """(status, decoded JSON body) of POSTing `body` as JSON to `path`."""
+        status, raw, _ = await self.exchange(path, body)
+        return status, json.loads(raw) if raw else None
+
+    async def exchange(self, path: str, body: Any) -> tuple[int, bytes, float]:
+        """(status, raw body, when the first event arrived) of POSTing `body` as JSON to `path`.
+        The time (`time.perf_counter()`) is that of the first body bytes holding a server-sent
+        event's `data:` field, or of the whole body when the answer has none."""
         payload = json.dumps(body, separators=(",", ":")).encode()
         head = f"POST {path} HTTP/1.1\r\n{self._fixed}Content-Length: {len(payload)}\r\n\r\n"
         reader, writer = await self._open()
         try:
             writer.write(head.encode() + payload)
-            status, raw, close = await self._response(reader)
+            status, raw, close, first = await self._response(reader)
         except BaseException:
             # A half-read answer leaves the stream unusable: start the next request afresh.
             self.close()
             raise
         if close:
             self.close()
-        return status, json.loads(raw) if raw else None
+        return status, raw, first
 
     @staticmethod
-    async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool, float]:
         block = await reader.readuntil(b"\r\n\r\n")
         lines = block.decode("latin-1").split("\r\n")
         parts = lines[0].split(" ", 2)
@@ -321,16 +343,20 @@ class HttpConnection:
                 headers[name.strip().lower()] = value.strip()
         close = headers.get("connection", "").lower() == "close"
         if "content-length" in headers:
-            return int(parts[1]), await reader.readexactly(int(headers["content-length"])), close
+            raw = await reader.readexactly(int(headers["content-length"]))
+            return int(parts[1]), raw, close, time.perf_counter()
         if headers.get("transfer-encoding", "").lower() == "chunked":
-            chunks = []
+            chunks, first = [], 0.0
             while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
-                chunks.append(await reader.readexactly(size))
+                chunk = await reader.readexactly(size)
+                if not first and b"data:" in chunk:
+                    first = time.perf_counter()
+                chunks.append(chunk)
                 await reader.readexactly(2)
             # The trailer section, which ends with an empty line.
             while await reader.readuntil(b"\r\n") != b"\r\n":
                 pass
-            return int(parts[1]), b"".join(chunks), close
+            return int(parts[1]), b"".join(chunks), close, first or time.perf_counter()
         raise HttpError("an answer with neither Content-Length nor chunked encoding")
 
     def close(self) -> None:

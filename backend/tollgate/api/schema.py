@@ -94,18 +94,23 @@ class TollgateSchema(strawberry.Schema):
 
 
 def build_schema(*, introspection: bool) -> strawberry.Schema:
-    # Factories, not instances: each operation gets extensions of its own.
+    # Factories, not instances: each operation gets extensions of its own. The limiters'
+    # validation rules are built once, though: the validation cache is keyed by the rule
+    # classes, and a new class per operation would never hit it.
+    rules = [
+        *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+    ]
+    if not introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
     extensions: list[Any] = [
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: ParserCache(maxsize=1024),
         lambda: ValidationCache(maxsize=1024),
         lambda: MaskErrors(should_mask_error=_should_mask),
         RejectNulCharacters,
     ]
-    if not introspection:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     return TollgateSchema(
         query=Query,
         mutation=Mutation,

@@ -39,8 +39,12 @@ async def by_ids(session: AsyncSession, account_ids: Iterable[int]) -> list[Subj
     return await _query(session, Account.id.in_(set(account_ids)))
 
 
+# Built once: an alias made per call costs more to construct than the query takes to run.
+_POOL = aliased(Wallet)
+
+
 async def _query(session: AsyncSession, condition: ColumnElement[bool]) -> list[Subject]:
-    pool = aliased(Wallet)
+    pool = _POOL
     rows = (
         await session.execute(
             select(
