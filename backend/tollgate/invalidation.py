@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
@@ -74,3 +75,58 @@ class InvalidationBus:
 
 def _text(data: bytes | str) -> str:
     return data.decode() if isinstance(data, bytes) else data
+
+
+class ReloadingCache(ABC):
+    """Configuration held in memory and reloaded whole from PostgreSQL: when its topic is
+    published, and every `refresh_seconds` in case a message was lost while Redis was away.
+    A burst of messages coalesces into one reload; `_load` swaps in the new state in one
+    assignment, so a reader sees the old state or the new one, never a mix."""
+
+    topic: str
+    name: str
+
+    def __init__(self, bus: InvalidationBus | None, *, refresh_seconds: float) -> None:
+        self._bus, self._refresh_seconds = bus, refresh_seconds
+        self._lock = asyncio.Lock()
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    @abstractmethod
+    async def _load(self) -> None:
+        """Read the whole state from PostgreSQL and swap it in."""
+
+    async def start(self) -> None:
+        """Load, then follow changes. The bus must be started by its owner."""
+        await self.reload()
+        if self._bus is not None:
+            self._bus.on(self.topic, self._on_change)
+        self._task = asyncio.create_task(self._follow(), name=f"tollgate-{self.name}-cache")
+
+    async def stop(self) -> None:
+        self._stopped = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def reload(self) -> None:
+        async with self._lock:
+            await self._load()
+
+    async def _on_change(self, topic: str) -> None:
+        # Only flags the change: the bus's listener is not held up by a database read.
+        if not self._stopped:
+            self._changed.set()
+
+    async def _follow(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=self._refresh_seconds)
+            self._changed.clear()
+            try:
+                await self.reload()
+            except Exception:
+                log.exception("reloading %s failed; keeping the previous state", self.name)

@@ -9,14 +9,12 @@ messages lost while Redis was away.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from tollgate.db import Database
-from tollgate.invalidation import InvalidationBus
+from tollgate.invalidation import InvalidationBus, ReloadingCache
 from tollgate.pricing import catalog, policies
 from tollgate.pricing.charge import ModelPriceVersion, Policy
 from tollgate.pricing.lookup import CatalogIndex
@@ -33,7 +31,9 @@ class _Snapshot:
     by_account: dict[int, Policy] = field(default_factory=dict)
 
 
-class PricingCache:
+class PricingCache(ReloadingCache):
+    topic, name = TOPIC, "pricing"
+
     def __init__(
         self,
         db: Database,
@@ -41,34 +41,15 @@ class PricingCache:
         *,
         refresh_seconds: float = REFRESH_SECONDS,
     ) -> None:
-        self._db, self._bus, self._refresh_seconds = db, bus, refresh_seconds
+        super().__init__(bus, refresh_seconds=refresh_seconds)
+        self._db = db
         self._snapshot = _Snapshot()
-        self._lock = asyncio.Lock()
-        self._changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopped = False
 
-    async def start(self) -> None:
-        """Load from PostgreSQL, then follow changes. The bus must be started by its owner."""
-        await self.reload()
-        if self._bus is not None:
-            self._bus.on(TOPIC, self._on_change)
-        self._task = asyncio.create_task(self._follow(), name="tollgate-pricing-cache")
-
-    async def stop(self) -> None:
-        self._stopped = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def reload(self) -> None:
-        async with self._lock:
-            async with self._db.transaction() as session:
-                versions = await catalog.all_versions(session)
-                default, by_account = await policies.all_policies(session)
-            self._snapshot = _Snapshot(CatalogIndex(versions), default, by_account)
+    async def _load(self) -> None:
+        async with self._db.transaction() as session:
+            versions = await catalog.all_versions(session)
+            default, by_account = await policies.all_policies(session)
+        self._snapshot = _Snapshot(CatalogIndex(versions), default, by_account)
 
     def price_at(
         self, model: str, at: datetime, provider: str | None = None
@@ -83,18 +64,3 @@ class PricingCache:
         snapshot = self._snapshot
         own = snapshot.by_account.get(account_id) if account_id is not None else None
         return policies.resolve(own, snapshot.default)[0]
-
-    async def _on_change(self, topic: str) -> None:
-        # Only flags the change: the bus's listener is not held up by a database read.
-        if not self._stopped:
-            self._changed.set()
-
-    async def _follow(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout=self._refresh_seconds)
-            self._changed.clear()
-            try:
-                await self.reload()
-            except Exception:
-                log.exception("reloading prices failed; keeping the previous ones")

@@ -8,14 +8,12 @@ snapshot in one assignment. Bursts of messages coalesce into one reload, and a r
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 
 from tollgate.crypto import DecryptionFailed, SecretBox
 from tollgate.db import Database
-from tollgate.invalidation import InvalidationBus
+from tollgate.invalidation import InvalidationBus, ReloadingCache
 from tollgate.providers import service
 from tollgate.providers.models import Provider
 from tollgate.providers.routing import Route, Upstream, candidates, in_order
@@ -44,7 +42,9 @@ class _Snapshot:
         return found
 
 
-class ProviderCache:
+class ProviderCache(ReloadingCache):
+    topic, name = TOPIC, "providers"
+
     def __init__(
         self,
         db: Database,
@@ -53,35 +53,15 @@ class ProviderCache:
         *,
         refresh_seconds: float = REFRESH_SECONDS,
     ) -> None:
-        self._db, self._bus, self._crypto = db, bus, crypto
-        self._refresh_seconds = refresh_seconds
+        super().__init__(bus, refresh_seconds=refresh_seconds)
+        self._db, self._crypto = db, crypto
         self._snapshot = _Snapshot()
-        self._lock = asyncio.Lock()
-        self._changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopped = False
 
-    async def start(self) -> None:
-        """Load from PostgreSQL, then follow changes. The bus must be started by its owner."""
-        await self.reload()
-        if self._bus is not None:
-            self._bus.on(TOPIC, self._on_change)
-        self._task = asyncio.create_task(self._follow(), name="tollgate-provider-cache")
-
-    async def stop(self) -> None:
-        self._stopped = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def reload(self) -> None:
-        async with self._lock:
-            async with self._db.transaction() as session:
-                rows = await service.list_providers(session)
-            upstreams = [u for row in rows if row.enabled and (u := self._upstream(row))]
-            self._snapshot = _Snapshot(in_order(upstreams))
+    async def _load(self) -> None:
+        async with self._db.transaction() as session:
+            rows = await service.list_providers(session)
+        upstreams = [u for row in rows if row.enabled and (u := self._upstream(row))]
+        self._snapshot = _Snapshot(in_order(upstreams))
 
     def routes(self, model: str) -> list[Route]:
         """Enabled providers whose patterns match, lower priority first, then by name."""
@@ -116,18 +96,3 @@ class ProviderCache:
             api_key=api_key,
             api_key_env=row.api_key_env,
         )
-
-    async def _on_change(self, topic: str) -> None:
-        # Only flags the change: the bus's listener is not held up by a database read.
-        if not self._stopped:
-            self._changed.set()
-
-    async def _follow(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout=self._refresh_seconds)
-            self._changed.clear()
-            try:
-                await self.reload()
-            except Exception:
-                log.exception("reloading providers failed; keeping the previous ones")
