@@ -338,10 +338,23 @@ class Books:
         return {}
 
 
+def wait_for_quiet(patience: float, threshold: float = 0.15) -> dict[str, float]:
+    """Between runs every process of the bench is idle: cores busy then are other work on the
+    machine. Wait (up to `patience` seconds) until fewer than `threshold` cores are, so that a
+    run does not share its cores with it; what was seen goes into the run's figures."""
+    started = time.monotonic()
+    while True:
+        busy = sum(psutil.cpu_percent(interval=0.5, percpu=True)) / 100
+        waited = time.monotonic() - started
+        if busy < threshold or waited >= patience:
+            return {"cores_busy_before": round(busy, 2), "waited_seconds": round(waited, 1)}
+
+
 async def measure(
     target: Target, clients: int, stream: bool, args: argparse.Namespace
 ) -> dict[str, Any]:
     conns = [HttpConnection("127.0.0.1", target.port, target.headers) for _ in range(clients)]
+    quiet = await asyncio.to_thread(wait_for_quiet, args.quiet_wait)
     if target.books is not None:
         await target.books.before()
     try:
@@ -356,7 +369,7 @@ async def measure(
         for conn in conns:
             conn.close()
     run = describe(m)
-    run.update(clients=clients, stream=stream)
+    run.update(clients=clients, stream=stream, machine_before=quiet)
     if target.books is not None:
         run["check"] = await target.books.after(m)
     label = f"{target.name} {'stream' if stream else 'whole'} x{clients}"
@@ -519,7 +532,6 @@ class TollgateBooks(Books):
         self.xid = await self.next_xid()
 
     async def after(self, m: Measurement) -> dict[str, Any]:
-        writes = await self.next_xid() - self.xid
         # A stream's call is recorded after its last event left: wait until nothing moves.
         after = await self.read()
         deadline = time.monotonic() + 10
@@ -528,6 +540,7 @@ class TollgateBooks(Books):
         ):
             await asyncio.sleep(0.2)
             after = await self.read()
+        writes = await self.next_xid() - self.xid
         before, ok = self.state, m.total_ok
         calls = sum(m.outcomes.values())
         balance_drop = before["balance"] - after["balance"]
@@ -899,7 +912,8 @@ async def run_litellm(
 
 
 def short(command: list[str]) -> list[str]:
-    return [Path(part).name if os.sep in part else part for part in command]
+    """Programs and files by name: where they live says nothing about the run."""
+    return [Path(part).name if part.startswith(os.sep) else part for part in command]
 
 
 # --- the report ----------------------------------------------------------------------------------
@@ -1014,6 +1028,18 @@ def build_ratios(summary: dict[str, dict[str, Any]], args: argparse.Namespace) -
                 )
                 for k in streams
             },
+            # The ceiling the aims meet: what the forwarder, which does no more than forward,
+            # does against LiteLLM.
+            "forwarder_rps_per_core_vs_litellm": {
+                k: ratio(
+                    forwarder[k]["requests_per_server_core"],
+                    litellm[k]["requests_per_server_core"],
+                )
+                for k in whole
+            },
+            "forwarder_added_p50_vs_litellm": {
+                k: ratio(forwarder[k]["added_p50_ms"], litellm[k]["added_p50_ms"]) for k in whole
+            },
             # Counting the cores PostgreSQL and Redis kept busy for Tollgate, which LiteLLM,
             # run without a database, does not use.
             "tollgate_rps_per_core_all_in_vs_litellm": {
@@ -1100,7 +1126,7 @@ def print_table(report: dict[str, Any]) -> None:
         f"{name}/{key}"
         for name, runs in report["runs"].items()
         for key, run in runs.items()
-        if run["cpu"].get("cores_busy_unaccounted", 0) > 0.25
+        if sum(run["cpu"].get("busiest_other_processes", {}).values()) > 0.15
     ]
     if busy:
         print(
@@ -1179,6 +1205,8 @@ async def run_in(
         "warmup_seconds": args.warmup,
         "concurrency": args.concurrency,
         "stream_concurrency": args.stream_concurrency,
+        # Before each run: up to this long for the machine's other work to stop.
+        "quiet_wait_seconds": args.quiet_wait,
         "request": REQUEST,
         "stream_request": STREAM_REQUEST,
         "upstream": {
@@ -1236,6 +1264,12 @@ def parse_args() -> argparse.Namespace:
         help="comma-separated concurrent clients for streams (default 1,8)",
     )
     parser.add_argument("--skip-litellm", action="store_true", help="measure (a) to (c) only")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=20.0,
+        help="seconds to wait, before each run, for other work on the machine to stop",
+    )
     args = parser.parse_args()
     if args.seconds <= 0 or args.warmup < 0 or min(args.concurrency + args.stream_concurrency) < 1:
         parser.error("--seconds must be > 0, --warmup >= 0, clients >= 1")

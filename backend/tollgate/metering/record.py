@@ -10,6 +10,7 @@ A replayed `eventId` books nothing and returns the first result.
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -182,6 +183,7 @@ async def _book(
     member_pool: dict[int, int] = defaultdict(int)  # by account
     rows: list[dict[str, Any]] = []
     settled: list[dict[str, Any]] = []
+    closed: set[uuid.UUID] = set()
     for p in priced:
         if (earlier := existing.get(p.event.event_id)) is not None:
             results[p.index] = _replay(earlier, p.event)
@@ -193,12 +195,14 @@ async def _book(
         held = in_flight[account_id]
         flags: list[str] = []
         hold = 0
+        settles = False
         reservation = reservations.get(p.event.reservation_id) if p.event.reservation_id else None
         if p.event.reservation_id is not None:
             if (
                 reservation is None
                 or reservation.account_id != account_id
                 or reservation.status != "HELD"
+                or reservation.id in closed
             ):
                 flags.append("HOLD_NOT_ACTIVE")
             else:
@@ -212,10 +216,13 @@ async def _book(
                 )
                 held.pool_credits -= reservation.pool_credits
                 hold = reservation.credits + reservation.pool_credits
-                reservation.status = "SETTLED"
+                # Kept here, not on the loaded row: the statement below closes it, and a
+                # changed ORM object would be written a second time at commit.
+                closed.add(reservation.id)
                 settled.append({"key": reservation.id})
+                settles = True
         credits = p.charge.credits
-        if reservation is not None and reservation.status == "SETTLED" and credits > hold:
+        if settles and credits > hold:
             flags.append("ABOVE_HOLD")
         take_own = min(credits, max(0, wallet.available - own_spent[account_id]))
         pool_room = 0
