@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import psutil
@@ -23,6 +23,8 @@ from sqlalchemy.engine import make_url
 
 from tollgate.config import sqlalchemy_url
 from tollgate.runtime.embedded import embedded_services
+
+T = TypeVar("T")
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -78,6 +80,33 @@ async def postgres_facts(url: str) -> dict[str, Any]:
         return facts
     finally:
         await conn.close()
+
+
+async def in_fresh_database(
+    db_url: str, suffix: str, work: Callable[[str], Awaitable[T]], *, keep: bool = False
+) -> T:
+    """Run `work` on a database made for it beside `db_url`, dropped afterwards unless `keep`."""
+    url = await recreate_database(db_url, suffix)
+    try:
+        return await work(url)
+    finally:
+        if keep:
+            print(f"kept the database: {url}")
+        else:
+            await drop_database(db_url, url)
+
+
+async def machine_facts(url: str, source: str) -> dict[str, Any]:
+    """What the figures were measured on, recorded beside them."""
+    return {
+        "cores": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        # Other work on the machine shows in every window as cores_busy_unaccounted.
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "postgres": {**await postgres_facts(url), "source": source},
+    }
 
 
 def cpu_model() -> str:

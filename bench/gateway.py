@@ -15,7 +15,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -40,12 +39,10 @@ from common import (
     HttpConnection,
     Measurement,
     Watch,
-    cpu_model,
     drive,
-    drop_database,
+    in_fresh_database,
+    machine_facts,
     plain_url,
-    postgres_facts,
-    recreate_database,
     service_urls,
 )
 from gateway_servers import COMPLETION_TOKENS, PROMPT_TOKENS, REPLY
@@ -1138,12 +1135,7 @@ def print_table(report: dict[str, Any]) -> None:
 async def run(
     args: argparse.Namespace, workdir: Path, urls: tuple[str, str, str]
 ) -> dict[str, Any]:
-    db_url = urls[0]
-    url = await recreate_database(db_url, DB_SUFFIX)
-    try:
-        return await run_in(url, args, workdir, urls)
-    finally:
-        await drop_database(db_url, url)
+    return await in_fresh_database(urls[0], DB_SUFFIX, lambda url: run_in(url, args, workdir, urls))
 
 
 async def run_in(
@@ -1152,15 +1144,7 @@ async def run_in(
     started = time.perf_counter()
     _, redis_url, source = urls
     await asyncio.to_thread(migrate.upgrade, url)
-    machine: dict[str, Any] = {
-        "cores": os.cpu_count(),
-        "cpu_model": cpu_model(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        # Other work on the machine shows in every window as cores_busy_unaccounted.
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        "postgres": {**await postgres_facts(url), "source": source},
-    }
+    machine = await machine_facts(url, source)
     # The server encrypts the provider's key with it; `tollgate serve` reads it from here.
     os.environ["TOLLGATE_SECRET_KEY"] = generate_key()
     settings = Settings(

@@ -16,7 +16,6 @@ import hashlib
 import itertools
 import json
 import os
-import platform
 import random
 import tempfile
 import time
@@ -40,13 +39,11 @@ from common import (
     HttpConnection,
     Measurement,
     Watch,
-    cpu_model,
     drive,
-    drop_database,
+    in_fresh_database,
+    machine_facts,
     percentile,
     plain_url,
-    postgres_facts,
-    recreate_database,
     service_urls,
 )
 from ledger import (
@@ -974,15 +971,9 @@ def print_table(report: dict[str, Any]) -> None:
 async def run(
     args: argparse.Namespace, workdir: Path, urls: tuple[str, str, str]
 ) -> dict[str, Any]:
-    db_url = urls[0]
-    url = await recreate_database(db_url, DB_SUFFIX)
-    try:
-        return await run_in(url, args, workdir, urls)
-    finally:
-        if args.keep_db:
-            print(f"kept the database: {url}")
-        else:
-            await drop_database(db_url, url)
+    return await in_fresh_database(
+        urls[0], DB_SUFFIX, lambda url: run_in(url, args, workdir, urls), keep=args.keep_db
+    )
 
 
 async def run_in(
@@ -991,15 +982,7 @@ async def run_in(
     started = time.perf_counter()
     _, redis_url, source = urls
     await asyncio.to_thread(migrate.upgrade, url)
-    machine = {
-        "cores": os.cpu_count(),
-        "cpu_model": cpu_model(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        # Other work on the machine shows in every window as cores_busy_unaccounted.
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        "postgres": {**await postgres_facts(url), "source": source},
-    }
+    machine = await machine_facts(url, source)
     # The server's own settings are the defaults; the in-process probe mirrors them.
     settings = Settings(database_url=url, redis_url=redis_url, env="production")
     sets = account_sets("mtr")
