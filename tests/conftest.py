@@ -168,3 +168,10 @@ def new_key() -> str:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Show figures tests recorded (schemathesis' case count) in every run's summary."""
+    for report in terminalreporter.getreports("passed") + terminalreporter.getreports("failed"):
+        for name, value in getattr(report, "user_properties", []):
+            terminalreporter.write_line(f"{report.nodeid}: {name} = {value}")
