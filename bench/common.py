@@ -10,6 +10,8 @@ import math
 import os
 import platform
 import statistics
+import subprocess
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -392,3 +394,46 @@ class HttpConnection:
         if self._writer is not None:
             self._writer.close()
         self._reader = self._writer = None
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    # uvicorn serves on uvloop when it is installed; the in-process runs use the same loop.
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
+
+
+def code_version() -> dict[str, Any]:
+    """The commit measured, and whether uncommitted changes were measured with it."""
+    repo = Path(__file__).resolve().parent.parent
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", *argv], cwd=repo, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", "backend")
+    return {"commit": commit or None, "backend_has_uncommitted_changes": bool(status)}
+
+
+def write_report(
+    name: str,
+    run: Callable[[Path, tuple[str, str, str]], Awaitable[dict[str, Any]]],
+    print_table: Callable[[dict[str, Any]], None],
+) -> None:
+    """Run one benchmark on its own services, then write `results/<name>` and print it."""
+    version = code_version()
+    with (
+        tempfile.TemporaryDirectory(prefix="tg-bench-") as tmp,
+        service_urls(Path(tmp)) as urls,
+        asyncio.Runner(loop_factory=event_loop_factory()) as runner,
+    ):
+        report = runner.run(run(Path(tmp), urls))
+    report["config"]["code"] = version
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / name
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print_table(report)
+    print(f"\nwritten to {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")

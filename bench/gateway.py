@@ -19,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import venv
 from collections import Counter, defaultdict
@@ -35,7 +34,6 @@ import redis.asyncio as aioredis
 
 # Run as a script, this folder is on the import path.
 from common import (
-    RESULTS,
     HttpConnection,
     Measurement,
     Watch,
@@ -43,7 +41,7 @@ from common import (
     in_fresh_database,
     machine_facts,
     plain_url,
-    service_urls,
+    write_report,
 )
 from gateway_servers import COMPLETION_TOKENS, PROMPT_TOKENS, REPLY
 from ledger import (
@@ -51,9 +49,7 @@ from ledger import (
     CLIENT_CPU,
     SERVER_CPU,
     can_pin,
-    code_version,
     counting_statements,
-    event_loop_factory,
     free_port,
     pinned_to,
     tally,
@@ -1262,19 +1258,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    version = code_version()
-    with (
-        tempfile.TemporaryDirectory(prefix="tg-bench-") as tmp,
-        service_urls(Path(tmp)) as urls,
-        asyncio.Runner(loop_factory=event_loop_factory()) as runner,
-    ):
-        report = runner.run(run(args, Path(tmp), urls))
-    report["config"]["code"] = version
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "gateway.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print_table(report)
-    print(f"\nwritten to {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
+    write_report("gateway.json", lambda workdir, urls: run(args, workdir, urls), print_table)
 
 
 if __name__ == "__main__":

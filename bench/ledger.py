@@ -11,15 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import random
 import shutil
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -33,14 +30,13 @@ import psutil
 
 # Run as a script, this folder is on the import path.
 from common import (
-    RESULTS,
     Measurement,
     Watch,
     drive,
     in_fresh_database,
     machine_facts,
     plain_url,
-    service_urls,
+    write_report,
 )
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -687,43 +683,9 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
-    # uvicorn serves on uvloop when it is installed; the in-process runs use the same loop.
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop
-    return uvloop.new_event_loop
-
-
-def code_version() -> dict[str, Any]:
-    """The commit measured, and whether uncommitted changes were measured with it."""
-    repo = Path(__file__).resolve().parent.parent
-
-    def git(*argv: str) -> str:
-        done = subprocess.run(["git", *argv], cwd=repo, capture_output=True, text=True)
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    commit = git("rev-parse", "--short", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no", "--", "backend")
-    return {"commit": commit or None, "backend_has_uncommitted_changes": bool(status)}
-
-
 def main() -> None:
     args = parse_args()
-    version = code_version()
-    with (
-        tempfile.TemporaryDirectory(prefix="tg-bench-") as tmp,
-        service_urls(Path(tmp)) as urls,
-        asyncio.Runner(loop_factory=event_loop_factory()) as runner,
-    ):
-        report = runner.run(run(args, Path(tmp), urls))
-    report["config"]["code"] = version
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "ledger.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print_table(report)
-    print(f"\nwritten to {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
+    write_report("ledger.json", lambda workdir, urls: run(args, workdir, urls), print_table)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,8 @@ import contextlib
 import functools
 import hashlib
 import itertools
-import json
 import os
 import random
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -35,7 +33,6 @@ import psutil
 
 # Run as a script, this folder is on the import path.
 from common import (
-    RESULTS,
     HttpConnection,
     Measurement,
     Watch,
@@ -44,7 +41,7 @@ from common import (
     machine_facts,
     percentile,
     plain_url,
-    service_urls,
+    write_report,
 )
 from ledger import (
     CLIENT_CPU,
@@ -53,9 +50,7 @@ from ledger import (
     Monitor,
     account_sets,
     can_pin,
-    code_version,
     counting_statements,
-    event_loop_factory,
     pinned_to,
     seed,
     tally,
@@ -1048,19 +1043,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    version = code_version()
-    with (
-        tempfile.TemporaryDirectory(prefix="tg-bench-") as tmp,
-        service_urls(Path(tmp)) as urls,
-        asyncio.Runner(loop_factory=event_loop_factory()) as runner,
-    ):
-        report = runner.run(run(args, Path(tmp), urls))
-    report["config"]["code"] = version
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "metering.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print_table(report)
-    print(f"\nwritten to {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
+    write_report("metering.json", lambda workdir, urls: run(args, workdir, urls), print_table)
 
 
 if __name__ == "__main__":
