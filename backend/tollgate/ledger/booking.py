@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy import Table, bindparam, func, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tollgate.accounts.models import Account
+from tollgate.db import table_of
 from tollgate.ledger.models import CreditGrant, LedgerEntry, LedgerTransaction, Wallet
 
 # System wallets sit on the other side of every booking. Fixed negative ids: never collide with
@@ -111,15 +113,42 @@ async def create_grant(
 
 
 async def change_grants(session: AsyncSession, deltas: Mapping[int, int]) -> None:
-    if not deltas:
-        return
-    grants = CreditGrant.__table__
-    await session.execute(
-        update(grants)  # type: ignore[arg-type]
-        .where(grants.c.id == bindparam("gid"))
-        .values(remaining=grants.c.remaining + bindparam("delta")),
-        [{"gid": gid, "delta": delta} for gid, delta in deltas.items()],
-    )
+    """Add to grants' `remaining`, one executemany whatever their number."""
+    grants = table_of(CreditGrant)
+    await _add(session, grants, grants.c.remaining, deltas)
+
+
+async def change_pool_drawn(session: AsyncSession, deltas: Mapping[int, int]) -> None:
+    """Add to members' net draws from their organisation's pool."""
+    accounts = table_of(Account)
+    await _add(session, accounts, accounts.c.pool_drawn, deltas)
+
+
+async def change_wallets(session: AsyncSession, deltas: Mapping[int, tuple[int, int]]) -> None:
+    """Add (balance, reserved) to wallets."""
+    rows = [{"key": w, "b": b, "r": r} for w, (b, r) in deltas.items() if b or r]
+    if rows:
+        wallets = table_of(Wallet)
+        await session.execute(
+            update(wallets)
+            .where(wallets.c.id == bindparam("key"))
+            .values(
+                balance=wallets.c.balance + bindparam("b"),
+                reserved=wallets.c.reserved + bindparam("r"),
+            ),
+            rows,
+        )
+
+
+async def _add(session: AsyncSession, table: Table, column: Any, deltas: Mapping[int, int]) -> None:
+    rows = [{"key": k, "delta": d} for k, d in deltas.items() if d]
+    if rows:
+        await session.execute(
+            update(table)
+            .where(table.c.id == bindparam("key"))
+            .values({column: column + bindparam("delta")}),
+            rows,
+        )
 
 
 async def mark_expired(session: AsyncSession, grant_id: int) -> None:
@@ -131,7 +160,4 @@ async def mark_expired(session: AsyncSession, grant_id: int) -> None:
 
 
 async def change_wallet(session: AsyncSession, wallet_id: int, delta: int) -> None:
-    if delta:
-        await session.execute(
-            update(Wallet).where(Wallet.id == wallet_id).values(balance=Wallet.balance + delta)
-        )
+    await change_wallets(session, {wallet_id: (delta, 0)})

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate import idempotency
@@ -185,15 +185,6 @@ async def _pool_drawn(session: AsyncSession, account_id: int) -> int:
     return int(drawn or 0)
 
 
-async def _add_pool_drawn(session: AsyncSession, account_id: int, delta: int) -> None:
-    if delta:
-        await session.execute(
-            update(Account)
-            .where(Account.id == account_id)
-            .values(pool_drawn=Account.pool_drawn + delta)
-        )
-
-
 async def deduct_credits(
     session: AsyncSession, request: DeductRequest, *, actor: str
 ) -> DeductResult:
@@ -345,10 +336,9 @@ async def refund_credits(
             entries.append(booking.Entry(wid, amount, grant_id))
         await booking.add_entries(session, tx_id, entries)
         await booking.change_grants(session, deltas)
-        for wid, amount in per_wallet.items():
-            await booking.change_wallet(session, wid, amount)
-            if locked[wid].kind == "ORGANIZATION":
-                await _add_pool_drawn(session, account.id, -amount)
+        await booking.change_wallets(session, {w: (a, 0) for w, a in per_wallet.items()})
+        from_pool = sum(a for w, a in per_wallet.items() if locked[w].kind == "ORGANIZATION")
+        await booking.change_pool_drawn(session, {account.id: -from_pool})
         return Booked(tx_id, await wallets.account_balance(session, account))
 
     outcome = await _once(session, "refundCredits", request, work)
@@ -410,8 +400,9 @@ async def transfer_credits(
             deltas[grant.id] = -portion
         await booking.add_entries(session, tx_id, entries)
         await booking.change_grants(session, deltas)
-        await booking.change_wallet(session, source.id, -request.amount)
-        await booking.change_wallet(session, target.id, request.amount)
+        await booking.change_wallets(
+            session, {source.id: (-request.amount, 0), target.id: (request.amount, 0)}
+        )
         return Booked(
             tx_id,
             await wallets.account_balance(session, sender),

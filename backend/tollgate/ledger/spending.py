@@ -12,13 +12,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tollgate.accounts.models import Account
 from tollgate.db import table_of
 from tollgate.ledger import booking, wallets
-from tollgate.ledger.models import CreditGrant, LedgerEntry, LedgerTransaction, Wallet
+from tollgate.ledger.models import LedgerEntry, LedgerTransaction
 
 
 @dataclass
@@ -99,46 +98,17 @@ class LedgerWriter:
             await session.execute(insert(table_of(LedgerTransaction)), self.transactions)
         if self.entries:
             await session.execute(insert(table_of(LedgerEntry)), self.entries)
-        grants = table_of(CreditGrant)
-        await _apply(
+        await booking.change_grants(session, self.grant_deltas)
+        await booking.change_wallets(
             session,
-            update(grants)
-            .where(grants.c.id == bindparam("key"))
-            .values(remaining=grants.c.remaining + bindparam("delta")),
-            self.grant_deltas,
+            {
+                wid: (self.balance_deltas.get(wid, 0), self.reserved_deltas.get(wid, 0))
+                for wid in set(self.balance_deltas) | set(self.reserved_deltas)
+            },
         )
-        table = table_of(Wallet)
-        changes = {
-            wid: (self.balance_deltas.get(wid, 0), self.reserved_deltas.get(wid, 0))
-            for wid in set(self.balance_deltas) | set(self.reserved_deltas)
-        }
-        rows = [{"key": w, "b": b, "r": r} for w, (b, r) in changes.items() if b or r]
-        if rows:
-            await session.execute(
-                update(table)
-                .where(table.c.id == bindparam("key"))
-                .values(
-                    balance=table.c.balance + bindparam("b"),
-                    reserved=table.c.reserved + bindparam("r"),
-                ),
-                rows,
-            )
-        accounts = table_of(Account)
-        await _apply(
-            session,
-            update(accounts)
-            .where(accounts.c.id == bindparam("key"))
-            .values(pool_drawn=accounts.c.pool_drawn + bindparam("delta")),
-            self.pool_drawn_deltas,
-        )
+        await booking.change_pool_drawn(session, self.pool_drawn_deltas)
         self.transactions, self.entries = [], []
         self.grant_deltas.clear()
         self.balance_deltas.clear()
         self.reserved_deltas.clear()
         self.pool_drawn_deltas.clear()
-
-
-async def _apply(session: AsyncSession, statement: Any, deltas: dict[int, int]) -> None:
-    rows = [{"key": k, "delta": d} for k, d in deltas.items() if d]
-    if rows:
-        await session.execute(statement, rows)
