@@ -1,0 +1,76 @@
+import { NavLink, Outlet } from 'react-router';
+import { useAuth, useSession } from '../auth/session';
+import { useLive, POLL_MS } from '../live/live';
+
+const NAV: [string, string][] = [
+  ['/', 'Overview'],
+  ['/accounts', 'Accounts'],
+  ['/pricing', 'Models & pricing'],
+  ['/controls', 'Controls'],
+  ['/alerts', 'Alerts'],
+  ['/audit', 'Audit log'],
+  ['/keys', 'Admin keys'],
+  ['/providers', 'Providers'],
+];
+
+export function LiveBadge() {
+  const { status, reason } = useLive();
+  if (status === 'live') {
+    return (
+      <span className="live live-on" role="status">
+        ● Live
+      </span>
+    );
+  }
+  if (status === 'connecting') {
+    return (
+      <span className="live live-connecting" role="status">
+        Connecting live updates…
+      </span>
+    );
+  }
+  return (
+    <span className="live live-off" role="status" title={reason}>
+      Live updates unavailable — refreshing every {POLL_MS / 1000} s
+    </span>
+  );
+}
+
+export function Layout() {
+  const { user } = useSession();
+  const { logout } = useAuth();
+  return (
+    <div className="shell">
+      <a className="skip" href="#main">
+        Skip to content
+      </a>
+      <header className="topbar">
+        <span className="brand">Tollgate</span>
+        <LiveBadge />
+        <span className="who">
+          {user.email} · <span className={`role role-${user.role.toLowerCase()}`}>{user.role.toLowerCase()}</span>
+        </span>
+        <button type="button" onClick={() => void logout()}>
+          Sign out
+        </button>
+      </header>
+      <nav className="sidebar" aria-label="Main">
+        <ul>
+          {NAV.map(([to, label]) => (
+            <li key={to}>
+              <NavLink to={to} end={to === '/'}>
+                {label}
+              </NavLink>
+            </li>
+          ))}
+        </ul>
+      </nav>
+      <main id="main" className="content">
+        {user.role === 'ANALYST' ? (
+          <p className="readonly-note">You have the analyst role: you can see everything and change nothing.</p>
+        ) : null}
+        <Outlet />
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,128 @@
+import {
+  createContext,
+  useContext,
+  useEffect,
+  useMemo,
+  useRef,
+  useState,
+  type ReactNode,
+} from 'react';
+import type { Client as WsClient } from 'graphql-ws';
+import { ALERT_RAISED } from './subscriptions';
+
+export type LiveStatus = 'connecting' | 'live' | 'unavailable';
+
+interface LiveApi {
+  status: LiveStatus;
+  reason: string;
+  ws: WsClient;
+  /** Bumped whenever an alert is raised, so alert lists refresh. */
+  alertsVersion: number;
+}
+
+const LiveContext = createContext<LiveApi | null>(null);
+
+function describe(error: unknown): string {
+  if (Array.isArray(error)) {
+    const first = error[0] as { message?: unknown } | undefined;
+    return typeof first?.message === 'string' ? first.message : 'the server refused the subscription';
+  }
+  if (typeof CloseEvent !== 'undefined' && error instanceof CloseEvent) {
+    return error.reason || `the connection closed (code ${error.code})`;
+  }
+  return 'the live connection could not be opened';
+}
+
+/** Watches one app-wide subscription (alerts) to learn whether the server streams updates. */
+export function LiveProvider({ ws, children }: { ws: WsClient; children: ReactNode }) {
+  const [status, setStatus] = useState<LiveStatus>('connecting');
+  const [reason, setReason] = useState('');
+  const [alertsVersion, setAlertsVersion] = useState(0);
+
+  useEffect(() => {
+    let settled = false;
+    const offConnected = ws.on('connected', () => {
+      // The server validates a subscription as it starts: if nothing failed by then, it is live.
+      window.setTimeout(() => {
+        if (!settled) setStatus('live');
+      }, 800);
+    });
+    const unsubscribe = ws.subscribe(
+      { query: ALERT_RAISED },
+      {
+        next: () => setAlertsVersion((v) => v + 1),
+        error: (error) => {
+          settled = true;
+          setStatus('unavailable');
+          setReason(describe(error));
+        },
+        complete: () => undefined,
+      },
+    );
+    return () => {
+      settled = true;
+      offConnected();
+      unsubscribe();
+    };
+  }, [ws]);
+
+  const api = useMemo(() => ({ status, reason, ws, alertsVersion }), [status, reason, ws, alertsVersion]);
+  return <LiveContext.Provider value={api}>{children}</LiveContext.Provider>;
+}
+
+export function useLive(): LiveApi {
+  const api = useContext(LiveContext);
+  if (!api) throw new Error('useLive outside LiveProvider');
+  return api;
+}
+
+export const POLL_MS = 5_000;
+
+/**
+ * Calls `refresh` whenever the subscription delivers an event; while live updates are
+ * unavailable (or this subscription fails), every POLL_MS instead. Returns whether the
+ * subscription itself is streaming.
+ */
+export function useLiveRefresh(
+  query: string,
+  variables: Record<string, unknown> | null,
+  refresh: () => void,
+): boolean {
+  const { status, ws } = useLive();
+  const [failed, setFailed] = useState(false);
+  const refreshRef = useRef(refresh);
+  refreshRef.current = refresh;
+  const key = JSON.stringify(variables);
+  const streaming = status === 'live' && !failed && variables !== null;
+
+  useEffect(() => {
+    if (status !== 'live' || variables === null) return;
+    setFailed(false);
+    let timer = 0;
+    const unsubscribe = ws.subscribe(
+      { query, variables },
+      {
+        next: () => {
+          // Coalesce bursts (a batch of usage events) into one refetch.
+          window.clearTimeout(timer);
+          timer = window.setTimeout(() => refreshRef.current(), 150);
+        },
+        error: () => setFailed(true),
+        complete: () => undefined,
+      },
+    );
+    return () => {
+      window.clearTimeout(timer);
+      unsubscribe();
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- keyed by the variables' JSON
+  }, [status, ws, query, key]);
+
+  useEffect(() => {
+    if (streaming) return;
+    const id = window.setInterval(() => refreshRef.current(), POLL_MS);
+    return () => window.clearInterval(id);
+  }, [streaming]);
+
+  return streaming;
+}
