@@ -134,18 +134,30 @@ async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
 
 
 class GraphQLClient:
-    """Posts operations with a key; `data()` fails the test on any GraphQL error."""
+    """Posts operations with a key (or other headers, such as a signed-in browser's cookie and
+    CSRF token); `data()` fails the test on any GraphQL error."""
 
-    def __init__(self, http: httpx.AsyncClient, key: str | None = OWNER_KEY) -> None:
-        self.http, self.key = http, key
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        key: str | None = OWNER_KEY,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.http, self.key, self.headers = http, key, headers or {}
 
     def as_key(self, key: str | None) -> GraphQLClient:
         return GraphQLClient(self.http, key)
 
+    def with_headers(self, headers: dict[str, str]) -> GraphQLClient:
+        """No key: these headers alone say who is calling."""
+        return GraphQLClient(self.http, None, headers)
+
     async def execute(self, query: str, **variables: Any) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
         response = await self.http.post(
-            "/graphql", json={"query": query, "variables": variables}, headers=headers
+            "/graphql",
+            json={"query": query, "variables": variables},
+            headers={**headers, **self.headers},
         )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()

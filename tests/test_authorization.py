@@ -1,4 +1,6 @@
-"""Who may run what: every root field of the schema against every kind of caller.
+"""Who may run what: every root field of the schema against every kind of caller: admin keys of
+each role, people signed in to the admin app with each role (session cookie and CSRF token),
+and callers without a usable key or session.
 
 The list of fields comes from the schema itself, so a field added without an entry in
 `FIELDS` below fails here instead of shipping without an access rule. Each field runs with a
@@ -8,6 +10,7 @@ permission checks, and a refused mutation must leave the database exactly as it 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,7 +24,10 @@ from sqlalchemy import text
 from tests.conftest import OWNER_KEY, GraphQLClient, new_key
 from tests.helpers import create_account, deduct, grant
 from tollgate.api.schema import build_schema
+from tollgate.auth import passwords, sessions
 from tollgate.auth import service as auth_service
+from tollgate.auth.http import CSRF_HEADER, SESSION_COOKIE
+from tollgate.auth.models import USER_ROLES, AdminUser
 from tollgate.db import Database
 
 # Every role the code knows, so that a new role is checked against every field at once.
@@ -33,7 +39,15 @@ OWNERS = frozenset({"owner"})
 METERING = frozenset({"service", "admin", "owner"})
 # Callers that present no usable key at all.
 KEYLESS_CALLERS = ("anonymous", "garbage", "revoked")
-CALLERS = (*KEYLESS_CALLERS, *ROLES)
+# Signed-in admin users: the same roles as keys, except "service", which is for machines only.
+USER_CALLERS = tuple(f"user-{role}" for role in USER_ROLES)
+CALLERS = (*KEYLESS_CALLERS, *ROLES, *USER_CALLERS)
+
+
+def role_of(caller: str) -> str | None:
+    """The role a caller acts with; None for callers who are nobody."""
+    role = caller.removeprefix("user-")
+    return role if role in ROLES else None
 
 
 Variables = dict[str, Any]
@@ -134,6 +148,21 @@ async def key_to_revoke(owner: GraphQLClient) -> Variables:
         "{ ... on CreatedAdminKey { key { id } } } }"
     )
     return {"id": data["createAdminKey"]["key"]["id"]}
+
+
+async def admin_user_input(owner: GraphQLClient) -> Variables:
+    email = unique("person") + "@example.com"
+    return {"input": {"email": email, "password": "long enough password", "role": "ANALYST"}}
+
+
+async def admin_user(owner: GraphQLClient) -> Variables:
+    data = await owner.data(
+        "mutation($input: CreateAdminUserInput!) { createAdminUser(input: $input) "
+        "{ __typename ... on AdminUser { id } } }",
+        **await admin_user_input(owner),
+    )
+    assert data["createAdminUser"]["__typename"] == "AdminUser", data
+    return {"id": data["createAdminUser"]["id"]}
 
 
 async def limits_input(owner: GraphQLClient) -> Variables:
@@ -294,6 +323,7 @@ FIELDS: dict[str, FieldRule] = {
     ),
     "Query.me": FieldRule(READERS, "{ me { name role } }"),
     "Query.adminKeys": FieldRule(OWNERS, "{ adminKeys { id name role prefix } }"),
+    "Query.adminUsers": FieldRule(OWNERS, "{ adminUsers { id email role disabled } }"),
     "Query.auditLog": FieldRule(READERS, "{ auditLog(first: 5) { nodes { operation } } }"),
     "Query.accountLimits": FieldRule(
         READERS,
@@ -445,6 +475,19 @@ FIELDS: dict[str, FieldRule] = {
         an_account,
         "PricingPolicy",
     ),
+    "Mutation.createAdminUser": mutation(
+        OWNERS,
+        "$input: CreateAdminUserInput!",
+        "createAdminUser(input: $input)",
+        admin_user_input,
+        "AdminUser",
+    ),
+    "Mutation.setAdminUserRole": mutation(
+        OWNERS, "$id: ID!", "setAdminUserRole(id: $id, role: ADMIN)", admin_user, "AdminUser"
+    ),
+    "Mutation.disableAdminUser": mutation(
+        OWNERS, "$id: ID!", "disableAdminUser(id: $id)", admin_user, "AdminUser"
+    ),
     "Query.apiKeys": FieldRule(
         READERS,
         "query($id: String!) { apiKeys(accountExternalId: $id) { id prefix } }",
@@ -485,6 +528,31 @@ ROOT_FIELDS = schema_root_fields()
 class Caller:
     secret: str | None
     actor: str | None = None
+    # A signed-in user: the session cookie and the CSRF token instead of a key.
+    headers: dict[str, str] | None = None
+
+    def client(self, gql: GraphQLClient) -> GraphQLClient:
+        return gql.with_headers(self.headers) if self.headers else gql.as_key(self.secret)
+
+
+@functools.cache
+def password_hash() -> str:
+    # One argon2 hash for every test user: these tests are about roles, not passwords.
+    return passwords.hash_password("a password nobody types")
+
+
+async def sign_in_user(db: Database, role: str) -> Caller:
+    """A user of this role with an open session, as a browser holds it after signing in."""
+    async with db.transaction() as session:
+        user = AdminUser(email=f"{role}@users.test", password_hash=password_hash(), role=role)
+        session.add(user)
+        await session.flush()
+        started = await sessions.start(session, user, idle=timedelta(hours=1))
+    headers = {
+        "Cookie": f"{SESSION_COOKIE}={started.token}",
+        CSRF_HEADER: started.session.csrf_token,
+    }
+    return Caller(None, f"user:{user.id}:{user.email}", headers)
 
 
 async def create_key(db: Database, name: str, role: str) -> tuple[str, str]:
@@ -523,6 +591,8 @@ async def callers(gql: GraphQLClient, db: Database) -> dict[str, Caller]:
     )
     assert revoked["revokeAdminKey"]["__typename"] == "AdminKey"
     found["revoked"] = Caller(revoked_secret)
+    for role in USER_ROLES:
+        found[f"user-{role}"] = await sign_in_user(db, role)
     assert set(found) == set(CALLERS)
     return found
 
@@ -535,8 +605,9 @@ ORDER BY table_name
 """
 
 
-async def state(db: Database) -> dict[str, int]:
-    """Row counts of every table (audit log included), and how many keys are revoked."""
+async def state(db: Database) -> dict[str, Any]:
+    """Row counts of every table (audit log included), how many keys are revoked, and the
+    roles and disabled flags of admin users."""
     async with db.transaction() as session:
         tables = (await session.execute(text(TABLES_QUERY))).scalars().all()
         counts = ", ".join(f'(SELECT count(*) FROM "{t}")' for t in tables)
@@ -544,12 +615,21 @@ async def state(db: Database) -> dict[str, int]:
         revoked = await session.scalar(
             text("SELECT count(*) FROM admin_api_keys WHERE revoked_at IS NOT NULL")
         )
+        people = (
+            await session.execute(
+                text("SELECT role, disabled_at IS NOT NULL FROM admin_users ORDER BY id")
+            )
+        ).all()
     assert "audit_log" in tables and "accounts" in tables
-    return {**dict(zip(tables, row, strict=True)), "revoked keys": revoked}
+    return {
+        **dict(zip(tables, row, strict=True)),
+        "revoked keys": revoked,
+        "admin users": hash(tuple(map(tuple, people))),
+    }
 
 
 def allowed(rule: FieldRule, caller: str) -> bool:
-    return caller in rule.roles
+    return role_of(caller) in rule.roles
 
 
 def test_every_field_has_an_access_rule() -> None:
@@ -595,22 +675,22 @@ async def check_access(
     variables = await rule.prepare(gql)
     before = await state(db)
 
-    body = await gql.as_key(callers[caller].secret).execute(rule.document, **variables)
+    body = await callers[caller].client(gql).execute(rule.document, **variables)
 
     if allowed(rule, caller):
         assert not body.get("errors"), body
         value = body["data"][field]
         assert value is not None, body
         if field == "me":
-            assert value["role"] == caller.upper()
+            assert value["role"] == (role_of(caller) or "").upper()
         if root == "Mutation":
             results = value if isinstance(value, list) else [value]
             assert results and {r["__typename"] for r in results} == {rule.success}, body
             if rule.audited:
-                await check_audited(gql, field, caller, callers[caller])
+                await check_audited(gql, field, role_of(caller) or "", callers[caller])
         return
 
-    expected = "FORBIDDEN" if caller in ROLES else "UNAUTHENTICATED"
+    expected = "FORBIDDEN" if role_of(caller) is not None else "UNAUTHENTICATED"
     errors = body.get("errors") or []
     assert [e.get("extensions", {}).get("code") for e in errors] == [expected], body
     assert errors[0]["path"] == [field]

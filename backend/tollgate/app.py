@@ -1,5 +1,6 @@
-"""The starlette application: /graphql, /healthz, the metering JSON routes, the OpenAI-compatible
-gateway (/v1), and the lifespan that owns connections and caches."""
+"""The starlette application: /graphql, /healthz, sign-in (/auth), the
+metering JSON routes, the OpenAI-compatible gateway (/v1), and the lifespan that owns
+connections and caches."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -22,7 +25,11 @@ from tollgate.api.context import Context
 from tollgate.api.schema import build_schema
 from tollgate.apikeys.cache import VirtualKeyCache
 from tollgate.auth import service as auth
+from tollgate.auth import users
 from tollgate.auth.cache import PrincipalCache
+from tollgate.auth.http import authenticate_request, bearer_token, csrf_error, csrf_refusal
+from tollgate.auth.http import routes as auth_http_routes
+from tollgate.auth.throttle import LoginThrottle
 from tollgate.config import Settings
 from tollgate.controls.cache import ControlsCache
 from tollgate.db import Database, create_engine
@@ -41,21 +48,30 @@ from tollgate.providers.cache import ProviderCache
 log = logging.getLogger(__name__)
 
 
-def bearer_token(request: Request | WebSocket) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
 class GraphQLApp(GraphQL[Context, None]):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Over HTTP the caller is found here, before strawberry runs, so that a request from
+        a signed-in browser without its CSRF token is refused with a plain 403."""
+        if scope["type"] == "http":
+            request = Request(scope, receive)
+            principal = await authenticate_request(request.app.state, request)
+            if request.method == "POST" and (refusal := csrf_refusal(request, principal)):
+                await csrf_error(refusal)(scope, receive, send)
+                return
+            request.state.principal = principal
+        await super().__call__(scope, receive, send)
+
     async def get_context(  # type: ignore[override]
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         state = request.app.state
-        principal = None
-        if (token := bearer_token(request)) is not None:
-            principal = await state.principals.authenticate(token)
+        if isinstance(request, Request):
+            principal = request.state.principal
+        else:
+            # Websockets take keys only, for now: a browser's session cookie would need its
+            # Origin checked first (authenticate_request then origin_refusal).
+            token = bearer_token(request)
+            principal = None if token is None else await state.principals.authenticate(token)
         return Context(
             db=state.db,
             redis=state.redis,
@@ -67,6 +83,21 @@ class GraphQLApp(GraphQL[Context, None]):
             request=request,
             response=response,
         )
+
+
+async def _bootstrap_user(db: Database, settings: Settings) -> None:
+    """The first owner who signs in with a password, from TOLLGATE_BOOTSTRAP_ADMIN_EMAIL and
+    TOLLGATE_BOOTSTRAP_ADMIN_PASSWORD; a bad value stops the service at start."""
+    email, password = settings.bootstrap_admin_email, settings.bootstrap_admin_password
+    if not email and not password:
+        return
+    if not email or not password:
+        raise RuntimeError(
+            "set both TOLLGATE_BOOTSTRAP_ADMIN_EMAIL and TOLLGATE_BOOTSTRAP_ADMIN_PASSWORD"
+        )
+    async with db.transaction() as session:
+        if await users.ensure_bootstrap_user(session, email, password):
+            log.info("created the bootstrap owner %s", users.normalize_email(email))
 
 
 def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
@@ -83,6 +114,11 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = Database(create_engine(settings))
+        try:
+            await _bootstrap_user(db, settings)
+        except BaseException:
+            await db.dispose()
+            raise
         redis = Redis.from_url(settings.redis_url or "")
         bus = InvalidationBus(redis)
         await bus.start()
@@ -91,7 +127,10 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
         await controls.start()
         state = app.state
         state.db, state.redis, state.settings, state.bus = db, redis, settings, bus
-        state.principals = PrincipalCache(db, bus)
+        state.principals = PrincipalCache(
+            db, bus, session_idle=timedelta(seconds=settings.session_ttl_seconds)
+        )
+        state.login_throttle = LoginThrottle(redis)
         state.metering = Metering(
             db, redis, MeteringDeps(settings, pricing, controls, RateLimiter(redis))
         )
@@ -134,6 +173,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
     return Starlette(
         routes=[
             Route("/healthz", healthz),
+            *auth_http_routes,
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             *metering_routes,

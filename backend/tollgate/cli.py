@@ -1,4 +1,4 @@
-"""The `tollgate` command: serve, worker, migrate, keys, catalog, schema."""
+"""The `tollgate` command: serve, worker, migrate, keys, users, catalog, schema."""
 
 from __future__ import annotations
 
@@ -73,7 +73,12 @@ def serve(host: str, port: int, no_worker: bool, access_log: bool) -> None:
         assert settings.database_url is not None
         migrate.upgrade(settings.database_url)
         app = create_app(settings, run_worker=not no_worker)
-        log.info("Tollgate on http://%s:%d (GraphQL at /graphql, env=%s)", host, port, settings.env)
+        log.info(
+            "Tollgate on http://%s:%d (admin app at /admin, GraphQL at /graphql, env=%s)",
+            host,
+            port,
+            settings.env,
+        )
         # uvicorn re-raises the signal it stopped on, under the handler it found at start.
         # SIGTERM's default would kill us before the embedded servers are stopped.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -139,6 +144,55 @@ def keys_create(role: str, name: str) -> None:
         assert settings.database_url is not None
         migrations.upgrade(settings.database_url)
         click.echo(asyncio.run(run(settings)))
+
+
+@main.group()
+def users() -> None:
+    """People who sign in to the admin app."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice(["owner", "admin", "analyst"]), required=True)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input instead of prompting.",
+)
+def users_create(email: str, role: str, password_stdin: bool) -> None:
+    """Create an admin user who signs in at /admin with this email and a password."""
+    from tollgate import migrate as migrations
+    from tollgate.auth import passwords
+    from tollgate.auth.users import create_user
+    from tollgate.db import Database, create_engine
+    from tollgate.errors import AlreadyExists, ValidationFailed
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if problem := passwords.password_problem(password):
+        raise click.BadParameter(problem, param_hint="password")
+
+    async def run(settings: Settings) -> str:
+        db = Database(create_engine(settings))
+        try:
+            async with db.transaction() as session:
+                created = await create_user(
+                    session, email=email, password=password, role=role, created_by="cli"
+                )
+        finally:
+            await db.dispose()
+        if isinstance(created, ValidationFailed):
+            raise click.BadParameter(created.message, param_hint=created.field)
+        if isinstance(created, AlreadyExists):
+            raise click.ClickException(created.message)
+        return created.email
+
+    with resolved_settings(need_redis=False) as settings:
+        assert settings.database_url is not None
+        migrations.upgrade(settings.database_url)
+        click.echo(f"created {role} {asyncio.run(run(settings))}")
 
 
 @main.group()

@@ -19,6 +19,11 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path(".tollgate"))
     env: str = "dev"
     bootstrap_admin_key: str | None = None
+    # A first owner who signs in with a password; created once, never changed afterwards.
+    bootstrap_admin_email: str | None = None
+    bootstrap_admin_password: str | None = field(default=None, repr=False)
+    # A signed-in session ends after this long without a request (sliding).
+    session_ttl_seconds: int = 12 * 3600
     # Idempotency keys are kept at least this long (Stripe keeps them 24 h; we keep a week).
     idempotency_retention_days: int = 7
     db_pool_size: int = 20
@@ -43,6 +48,9 @@ class Settings:
             data_dir=Path(os.environ.get("TOLLGATE_DATA_DIR") or ".tollgate"),
             env=os.environ.get("TOLLGATE_ENV") or "dev",
             bootstrap_admin_key=os.environ.get("TOLLGATE_BOOTSTRAP_ADMIN_KEY") or None,
+            bootstrap_admin_email=os.environ.get("TOLLGATE_BOOTSTRAP_ADMIN_EMAIL") or None,
+            bootstrap_admin_password=os.environ.get("TOLLGATE_BOOTSTRAP_ADMIN_PASSWORD") or None,
+            session_ttl_seconds=max(60, _int("TOLLGATE_SESSION_TTL_SECONDS", 12 * 3600)),
             idempotency_retention_days=max(7, _int("TOLLGATE_IDEMPOTENCY_RETENTION_DAYS", 7)),
             db_pool_size=_int("TOLLGATE_DB_POOL_SIZE", 20),
             db_max_overflow=_int("TOLLGATE_DB_MAX_OVERFLOW", 20),

@@ -1,4 +1,5 @@
-"""Role checks for every field: no key is UNAUTHENTICATED, too low a role is FORBIDDEN."""
+"""Role checks for every field, the same for admin keys and signed-in users: nobody
+authenticated is UNAUTHENTICATED, too low a role is FORBIDDEN."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from tollgate.auth.service import Role
 
 
 class Authenticated(BasePermission):
-    message = "authentication required: send an admin key as 'Authorization: Bearer <key>'"
+    message = (
+        "authentication required: send an admin key as 'Authorization: Bearer <key>'"
+        " or sign in at /auth/login"
+    )
     error_extensions = {"code": "UNAUTHENTICATED"}
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:

@@ -6,9 +6,10 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import IntEnum
+from typing import Literal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -38,17 +39,32 @@ class Role(IntEnum):
         return self.name.lower()
 
 
+PrincipalKind = Literal["key", "user"]
+
+
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: an admin key (id, name) with its role."""
+    """Who is calling, with the role every permission check looks at: an admin key (`kind`
+    "key", its id and name) or a person signed in to the admin app ("user", id and email).
 
-    key_id: int
+    A user's principal also carries the session it came with: requests authenticated by the
+    session cookie must echo `csrf_token` before they may change anything."""
+
+    kind: PrincipalKind
+    id: int
     name: str
     role: Role
+    session_id: int | None = None
+    csrf_token: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def actor(self) -> str:
-        return f"key:{self.key_id}:{self.name}"
+        """How the audit log and the ledger name this caller: key:<id>:<name>, user:<id>:<email>."""
+        return f"{self.kind}:{self.id}:{self.name}"
+
+    @property
+    def via_session(self) -> bool:
+        return self.session_id is not None
 
 
 @dataclass(frozen=True)
@@ -119,7 +135,7 @@ async def authenticate(session: AsyncSession, secret: str) -> Principal | None:
         )
         .values(last_used_at=func.now())
     )
-    return Principal(key_id=key.id, name=key.name, role=Role.parse(key.role))
+    return Principal(kind="key", id=key.id, name=key.name, role=Role.parse(key.role))
 
 
 async def revoke_key(session: AsyncSession, key_id: int) -> AdminApiKey | NotFound:
