@@ -1,4 +1,4 @@
-"""The starlette application: /graphql, /healthz, sign-in (/auth), the
+"""The starlette application: /graphql, /healthz, sign-in (/auth), the admin app (/admin), the
 metering JSON routes, the OpenAI-compatible gateway (/v1), and the lifespan that owns
 connections and caches."""
 
@@ -20,7 +20,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from tollgate import crypto, jobs
+from tollgate import admin_spa, crypto, jobs
 from tollgate.api.context import Context
 from tollgate.api.schema import build_schema
 from tollgate.apikeys.cache import VirtualKeyCache
@@ -110,6 +110,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
     )
 
     gateway = Gateway()
+    spa = admin_spa.AdminSpa(settings.admin_dist)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -172,8 +173,11 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
 
     return Starlette(
         routes=[
+            Route("/", admin_spa.to_admin),
             Route("/healthz", healthz),
             *auth_http_routes,
+            Route(admin_spa.PREFIX, spa),
+            Route(admin_spa.PREFIX + "/{path:path}", spa),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             *metering_routes,

@@ -6,6 +6,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The admin app's build output in a source checkout (frontend/admin/dist beside backend/).
+DEFAULT_ADMIN_DIST = Path(__file__).resolve().parents[2] / "frontend" / "admin" / "dist"
+
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name)
@@ -24,6 +27,8 @@ class Settings:
     bootstrap_admin_password: str | None = field(default=None, repr=False)
     # A signed-in session ends after this long without a request (sliding).
     session_ttl_seconds: int = 12 * 3600
+    # The built admin app (index.html and assets/), served at /admin.
+    admin_dist: Path = DEFAULT_ADMIN_DIST
     # Idempotency keys are kept at least this long (Stripe keeps them 24 h; we keep a week).
     idempotency_retention_days: int = 7
     db_pool_size: int = 20
@@ -51,6 +56,7 @@ class Settings:
             bootstrap_admin_email=os.environ.get("TOLLGATE_BOOTSTRAP_ADMIN_EMAIL") or None,
             bootstrap_admin_password=os.environ.get("TOLLGATE_BOOTSTRAP_ADMIN_PASSWORD") or None,
             session_ttl_seconds=max(60, _int("TOLLGATE_SESSION_TTL_SECONDS", 12 * 3600)),
+            admin_dist=Path(os.environ.get("TOLLGATE_ADMIN_DIST") or DEFAULT_ADMIN_DIST),
             idempotency_retention_days=max(7, _int("TOLLGATE_IDEMPOTENCY_RETENTION_DAYS", 7)),
             db_pool_size=_int("TOLLGATE_DB_POOL_SIZE", 20),
             db_max_overflow=_int("TOLLGATE_DB_MAX_OVERFLOW", 20),
