@@ -77,6 +77,8 @@ export function createApiClients(options: ClientOptions): ApiClients {
     url: graphqlUrl('http'),
     fetch: exactFetch,
     fetchOptions: { credentials: 'same-origin' },
+    // The API takes operations by POST only (a GET would dodge the CSRF check).
+    preferGetMethod: false,
     requestPolicy: 'cache-and-network',
     exchanges: [
       cacheExchange,

@@ -1,0 +1,165 @@
+// End-to-end run of the admin SPA against a running `tollgate serve`, in Debian's Chromium.
+// Environment: TOLLGATE_URL, ADMIN_EMAIL, ADMIN_PASSWORD, API_KEY (an admin key, for what the
+// SaaS backend would do: record usage and ask for authorization), SCREENSHOTS (folder).
+// Fails on any console error of the page.
+import { mkdirSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+import { AdminApp, AccountPage, AccountsPage, ControlsPage, PricingPage } from './pages.mjs';
+
+const baseUrl = process.env.TOLLGATE_URL ?? 'http://127.0.0.1:8765';
+const email = process.env.ADMIN_EMAIL ?? 'owner@example.com';
+const password = process.env.ADMIN_PASSWORD ?? '';
+const apiKey = process.env.API_KEY ?? '';
+const shots = process.env.SCREENSHOTS ?? new URL('./screenshots', import.meta.url).pathname;
+const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+mkdirSync(shots, { recursive: true });
+
+async function api(query, variables = {}) {
+  const response = await fetch(`${baseUrl}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = await response.json();
+  assert.ok(!body.errors, JSON.stringify(body.errors));
+  return body.data;
+}
+
+let seq = 0;
+async function recordUsage(account, model) {
+  seq += 1;
+  const data = await api(
+    `mutation($events: [UsageEventInput!]!) {
+      recordUsage(events: $events) { __typename ... on Recorded { credits } ... on UnknownModel { message } }
+    }`,
+    { events: [{ eventId: `e2e-${Date.now()}-${seq}`, accountExternalId: account, model, inputTokens: 1000, outputTokens: 500 }] },
+  );
+  assert.equal(data.recordUsage[0].__typename, 'Recorded', JSON.stringify(data.recordUsage[0]));
+}
+
+const steps = [];
+function step(name) {
+  steps.push(name);
+  console.log(`· ${name}`);
+}
+
+const browser = await chromium.launch({
+  executablePath,
+  headless: true,
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+});
+const consoleErrors = [];
+try {
+  const context = await browser.newContext({
+    locale: 'en-US',
+    timezoneId: 'Europe/Warsaw',
+    viewport: { width: 1360, height: 900 },
+  });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  page.on('console', (message) => {
+    if (message.type() !== 'error') return;
+    // Signed out, GET /auth/me answers 401 by contract; Chromium logs every 4xx response.
+    if (message.location().url.endsWith('/auth/me') && message.text().includes('401')) return;
+    consoleErrors.push(`${message.text()} (${message.location().url})`);
+  });
+  page.on('pageerror', (error) => consoleErrors.push(`uncaught: ${error.message}`));
+
+  const app = new AdminApp(page, baseUrl, shots);
+  const account = `e2e-${Date.now()}`;
+  const model = 'e2e-gpt';
+
+  step('sign in');
+  await app.open('/admin/');
+  await app.shot('01-login');
+  await app.login(email, password);
+
+  step('price a model');
+  await app.nav('Models & pricing');
+  await new PricingPage(app).addModelPrice({ provider: 'openai', model, input: '2.50', output: '10' });
+  await app.shot('03-pricing');
+
+  step('create an account and grant credits');
+  await app.nav('Accounts');
+  await new AccountsPage(app).create(account, 'Ada Lovelace');
+  const accountPage = new AccountPage(app);
+  await accountPage.grant(1000, 'welcome credits');
+  await app.waitForText(accountPage.available, (t) => t === '1,000 credits', 'balance after the grant');
+  await accountPage.deductTooMuch(5000);
+
+  step('usage recorded through the API shows on the account page without a reload');
+  await recordUsage(account, model);
+  await app.waitForText(accountPage.available, (t) => t === '992 credits', 'balance after usage');
+  await page.getByTestId('usage-feed').getByRole('cell', { name: model }).first().waitFor();
+  await app.shot('04-account');
+
+  step('and on the overview');
+  await app.nav('Overview');
+  const calls = page.getByTestId('Today-calls');
+  const before = Number((await app.waitForText(calls, (t) => /^\d+$/.test(t), 'calls today')).replace(/,/g, ''));
+  await recordUsage(account, model);
+  await app.waitForText(calls, (t) => Number(t.replace(/,/g, '')) === before + 1, 'calls today after usage');
+  await app.shot('02-overview');
+
+  step('the emergency stop denies authorization');
+  await app.nav('Controls');
+  const controls = new ControlsPage(app);
+  await page.getByRole('switch').waitFor();
+  // A previous run against the same server may have left the stop on.
+  if ((await page.getByRole('switch').getAttribute('aria-checked')) === 'true') await controls.setGlobalStop(false);
+  await controls.setGlobalStop(true, 'e2e drill');
+  await app.shot('05-controls');
+  const denied = await api(
+    `mutation($input: AuthorizeUsageInput!) {
+      authorizeUsage(input: $input) { __typename ... on Denied { reason message } }
+    }`,
+    { input: { accountExternalId: account, model, estimatedInputTokens: 100, maxOutputTokens: 100 } },
+  );
+  assert.equal(denied.authorizeUsage.__typename, 'Denied');
+  assert.equal(denied.authorizeUsage.reason, 'EMERGENCY_STOP');
+  await controls.setGlobalStop(false);
+
+  step('alerts, audit log, keys and providers');
+  await app.nav('Alerts');
+  await page.getByText('Emergency stop', { exact: true }).first().waitFor();
+  await app.shot('06-alerts');
+  await app.nav('Audit log');
+  await page.getByRole('cell', { name: 'setEmergencyStop' }).first().waitFor();
+  await app.shot('07-audit');
+  await app.nav('Admin keys');
+  await app.shot('08-keys');
+  await app.nav('Providers');
+  await app.shot('09-providers');
+
+  step('sign out');
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByText('You are signed out.').waitFor();
+} catch (error) {
+  try {
+    const pages = browser.contexts().flatMap((c) => c.pages());
+    if (pages[0]) await pages[0].screenshot({ path: `${shots}/failure.png`, fullPage: true });
+  } catch {
+    // the failure itself is what matters
+  }
+  console.error(`FAILED after: ${steps.join(' → ')}`);
+  if (consoleErrors.length) console.error(`console errors:\n${consoleErrors.join('\n')}`);
+  throw error;
+} finally {
+  await browser.close();
+}
+
+if (consoleErrors.length) {
+  console.error(`console errors:\n${consoleErrors.join('\n')}`);
+  process.exit(1);
+}
+console.log(`ok: ${steps.length} steps, screenshots in ${shots}`);
