@@ -506,3 +506,28 @@ async def test_another_replica_forgets_a_disabled_users_session(serve: Any, db: 
         await asyncio.sleep(0.05)
     else:
         raise AssertionError("the other replica still accepts the session")
+
+
+async def test_ended_sessions_are_purged_a_month_after_they_end(db: Database) -> None:
+    from tollgate import jobs
+
+    user = await make_user(db, "ada@example.com")
+    async with db.transaction() as session:
+        kept = [await sessions.start(session, user, idle=sessions.timedelta(hours=1))]
+        for _ in range(4):
+            kept.append(await sessions.start(session, user, idle=sessions.timedelta(hours=1)))
+    ids = [s.session.id for s in kept]
+    async with db.transaction() as session:
+        for session_id, change in (
+            (ids[0], "expires_at = now() - interval '31 days'"),
+            (ids[1], "revoked_at = now() - interval '31 days'"),
+            (ids[2], "expires_at = now() - interval '29 days'"),
+            (ids[3], "revoked_at = now() - interval '1 day'"),
+        ):
+            await session.execute(
+                text(f"UPDATE admin_sessions SET {change} WHERE id = :id"), {"id": session_id}
+            )
+    assert await jobs.purge_admin_sessions({"db": db}) == 2
+    async with db.transaction() as session:
+        left = (await session.scalars(select(AdminSession.id).order_by(AdminSession.id))).all()
+    assert list(left) == ids[2:]

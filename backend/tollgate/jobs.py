@@ -15,6 +15,7 @@ from arq.connections import RedisSettings, create_pool
 from arq.worker import Worker
 
 from tollgate import idempotency
+from tollgate.auth import sessions
 from tollgate.config import Settings
 from tollgate.db import Database, create_engine
 from tollgate.ledger.expiry import expire_due_grants
@@ -43,13 +44,19 @@ async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:
         )
 
 
-FUNCTIONS = [expire_grants, release_expired_holds, purge_idempotency_keys]
+async def purge_admin_sessions(ctx: dict[str, Any]) -> int:
+    async with ctx["db"].transaction() as session:
+        return await sessions.purge_ended(session)
+
+
+FUNCTIONS = [expire_grants, release_expired_holds, purge_idempotency_keys, purge_admin_sessions]
 CRON_JOBS = [
     # Hourly, and once at start so a service that was down catches up.
     cron(expire_grants, minute=0, second=0, run_at_startup=True),
     # Holds also expire under every booking of their account; this covers idle accounts.
     cron(release_expired_holds, second=30),
     cron(purge_idempotency_keys, hour=3, minute=17, second=0),
+    cron(purge_admin_sessions, hour=3, minute=29, second=0),
 ]
 
 

@@ -15,13 +15,15 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate.auth.models import AdminSession, AdminUser
 from tollgate.auth.service import Principal, Role, hash_secret
 
 MAX_AGE = timedelta(days=7)
+# Ended sessions are deleted this long after their end (they show who was signed in when).
+KEEP_ENDED = timedelta(days=30)
 # A session's end moves forward at most this often, so reads do not each become a write.
 TOUCH_EVERY = timedelta(minutes=1)
 
@@ -116,3 +118,16 @@ async def revoke(session: AsyncSession, token: str) -> int | None:
         .returning(AdminSession.id)
     )
     return ended
+
+
+async def purge_ended(session: AsyncSession, keep: timedelta = KEEP_ENDED) -> int:
+    """Deletes sessions that ended (expired or revoked) more than `keep` ago."""
+    result = await session.execute(
+        delete(AdminSession).where(
+            or_(
+                AdminSession.expires_at < func.now() - keep,
+                AdminSession.revoked_at < func.now() - keep,
+            )
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
