@@ -370,6 +370,9 @@ async def test_origin_must_match_the_host_for_cookie_requests(
         ("null", 403),
         ("http://tollgate.test.evil.example", 403),
         ("http://tollgate.test", 200),
+        ("HTTP://Tollgate.Test:80", 200),
+        ("https://tollgate.test:443", 200),
+        ("http://tollgate.test:8080", 403),
     ):
         response = await client.post(
             "/graphql",

@@ -70,18 +70,28 @@ async def authenticate_request(state: State, request: HTTPConnection) -> Princip
     return await principals.session(cookie)
 
 
+def _authority(host: str, scheme: str) -> str:
+    """host[:port] lower-cased, without the scheme's default port."""
+    host = host.strip().lower()
+    default = {"http": ":80", "https": ":443"}.get(scheme, "")
+    return host.removesuffix(default) if default else host
+
+
 def origin_refusal(request: HTTPConnection) -> str | None:
-    """Why the request's Origin is refused: it must name the host the request was sent to.
-    None when it matches or no Origin was sent."""
+    """Why the request's Origin is refused: it must name the host the request was sent to (the
+    Host header, so a proxy in front must pass it on). None when it matches or none was sent."""
     origin = request.headers.get("origin")
     if origin is None:
         return None
-    host = request.headers.get("host", "")
     try:
-        origin_host = urlsplit(origin).netloc
+        parts = urlsplit(origin)
     except ValueError:
-        origin_host = ""
-    if not origin_host or origin_host.lower() != host.lower():
+        return f"origin {origin!r} does not match this host"
+    scheme = parts.scheme.lower()
+    origin_host = _authority(parts.netloc, scheme)
+    host = request.headers.get("host", "")
+    # The Host header does not say the scheme: accept this host with either default port left out.
+    if not origin_host or origin_host not in {_authority(host, "http"), _authority(host, "https")}:
         return f"origin {origin!r} does not match this host"
     return None
 
