@@ -141,7 +141,42 @@ try {
   await app.nav('Providers');
   await app.shot('09-providers');
 
+  step('an owner adds an analyst');
+  const analyst = { email: `analyst-${Date.now()}@tollgate.test`, password: 'analyst-password-1' };
+  await app.nav('People');
+  const people = page.getByRole('form', { name: 'New person' });
+  await people.getByLabel('Email').fill(analyst.email);
+  await people.getByLabel('Initial password').fill('short');
+  await people.getByRole('button', { name: 'Add person' }).click();
+  await people.getByText('At least 12 characters.').waitFor();
+  await people.getByLabel('Initial password').fill(analyst.password);
+  await people.getByRole('button', { name: 'Add person' }).click();
+  await page.getByRole('cell', { name: analyst.email }).waitFor();
+  await app.shot('10-people');
+
   step('sign out');
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByText('You are signed out.').waitFor();
+
+  step('the analyst sees everything and can change nothing');
+  await app.login(analyst.email, analyst.password);
+  const mainNav = page.getByRole('navigation', { name: 'Main' });
+  assert.equal(await mainNav.getByRole('link', { name: 'People' }).count(), 0);
+  await app.nav('Accounts');
+  await page.getByRole('link', { name: account }).click();
+  await page.getByTestId('balance-available').waitFor();
+  await page.getByTestId('usage-feed').waitFor();
+  for (const name of ['Grant', 'Deduct', 'Refund', 'Transfer', 'Boost']) {
+    assert.equal(await page.getByRole('tab', { name }).count(), 0, `${name} tab shown to an analyst`);
+  }
+  assert.equal(await page.getByRole('button', { name: 'Edit limits' }).count(), 0);
+  assert.equal(await page.getByRole('button', { name: 'Stop this account' }).count(), 0);
+  await app.shot('11-analyst-account');
+  await app.nav('Controls');
+  assert.ok(await page.getByRole('switch').isDisabled(), 'the emergency switch is disabled for analysts');
+  await app.nav('Models & pricing');
+  await page.getByRole('heading', { name: 'Model price catalog' }).waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Add a model price' }).count(), 0);
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByText('You are signed out.').waitFor();
 } catch (error) {

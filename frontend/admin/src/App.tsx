@@ -16,6 +16,7 @@ import { AlertsScreen } from './screens/Alerts';
 import { AuditScreen } from './screens/Audit';
 import { KeysScreen } from './screens/Keys';
 import { ProvidersScreen } from './screens/Providers';
+import { UsersScreen } from './screens/Users';
 
 export function App() {
   const { state } = useAuth();
@@ -53,6 +54,7 @@ function SignedIn({ session }: { session: Session }) {
             <Route path="controls" element={<ControlsScreen />} />
             <Route path="alerts" element={<AlertsScreen />} />
             <Route path="audit" element={<AuditScreen />} />
+            <Route path="people" element={<UsersScreen />} />
             <Route path="keys" element={<KeysScreen />} />
             <Route path="providers" element={<ProvidersScreen />} />
             <Route path="login" element={<Navigate to="/" replace />} />

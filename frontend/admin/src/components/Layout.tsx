@@ -1,15 +1,16 @@
-import { NavLink, Outlet } from 'react-router';
+import { NavLink, Outlet, useNavigate } from 'react-router';
 import { useAuth, useSession } from '../auth/session';
 import { useLive, POLL_MS } from '../live/live';
 
-const NAV: [string, string][] = [
+const NAV: [string, string, boolean?][] = [
   ['/', 'Overview'],
   ['/accounts', 'Accounts'],
   ['/pricing', 'Models & pricing'],
   ['/controls', 'Controls'],
   ['/alerts', 'Alerts'],
   ['/audit', 'Audit log'],
-  ['/keys', 'Admin keys'],
+  ['/people', 'People', true],
+  ['/keys', 'Admin keys', true],
   ['/providers', 'Providers'],
 ];
 
@@ -39,6 +40,7 @@ export function LiveBadge() {
 export function Layout() {
   const { user } = useSession();
   const { logout } = useAuth();
+  const navigate = useNavigate();
   return (
     <div className="shell">
       <a className="skip" href="#main">
@@ -50,13 +52,20 @@ export function Layout() {
         <span className="who">
           {user.email} · <span className={`role role-${user.role.toLowerCase()}`}>{user.role.toLowerCase()}</span>
         </span>
-        <button type="button" onClick={() => void logout()}>
+        <button
+          type="button"
+          onClick={() => {
+            // The next person to sign in starts on the overview, not on this page.
+            navigate('/', { replace: true });
+            void logout();
+          }}
+        >
           Sign out
         </button>
       </header>
       <nav className="sidebar" aria-label="Main">
         <ul>
-          {NAV.map(([to, label]) => (
+          {NAV.filter(([, , ownerOnly]) => !ownerOnly || user.role === 'OWNER').map(([to, label]) => (
             <li key={to}>
               <NavLink to={to} end={to === '/'}>
                 {label}

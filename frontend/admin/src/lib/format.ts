@@ -149,3 +149,14 @@ export function parseWhole(text: string, { allowNegative = false } = {}): bigint
 export function isDecimal(text: string): boolean {
   return /^\d+(\.\d+)?$/.test(text.trim());
 }
+
+/** "1 call", "2 calls", with the number grouped. */
+export function countOf(value: BigIntish, one: string, many: string): string {
+  const n = toBig(value);
+  return `${integer.format(n)} ${n === 1n || n === -1n ? one : many}`;
+}
+
+/** Long ids (UUIDs) shortened for tables; the full id stays in the title. */
+export function shortId(id: string): string {
+  return id.length > 12 ? `${id.slice(0, 8)}…` : id;
+}

@@ -13,10 +13,12 @@ import { LimitsSection } from './account/Limits';
 import { ApiKeysSection } from './account/ApiKeys';
 import {
   addMonths,
+  countOf,
   formatCredits,
   formatDateTime,
   formatInteger,
   formatMicrosUsd,
+  shortId,
   startOfMonth,
   viewerTimeZone,
 } from '../lib/format';
@@ -273,7 +275,7 @@ export function AccountDetailScreen() {
                           <td>{formatDateTime(line.transaction.createdAt)}</td>
                           <td>
                             {KIND_LABEL[line.transaction.kind]}
-                            {line.transaction.refundOf ? ` of #${line.transaction.refundOf}` : ''}
+                            {line.transaction.refundOf ? ` of ${shortId(line.transaction.refundOf)}` : ''}
                           </td>
                           <td className={`num ${BigInt(line.delta) < 0n ? 'negative' : 'positive'}`}>
                             {BigInt(line.delta) > 0n ? '+' : ''}
@@ -281,7 +283,9 @@ export function AccountDetailScreen() {
                           </td>
                           <td>{line.transaction.reason || '—'}</td>
                           <td>{line.transaction.actor}</td>
-                          <td>#{line.transaction.id}</td>
+                          <td>
+                            <code title={line.transaction.id}>{shortId(line.transaction.id)}</code>
+                          </td>
                           {canWrite ? (
                             <td>
                               {line.transaction.kind === 'DEDUCT' ? (
@@ -353,8 +357,8 @@ function UsageSection({ accountExternalId }: { accountExternalId: string }) {
             <>
               {summary ? (
                 <p data-testid="account-month-usage">
-                  This month: {formatInteger(summary.calls)} calls,{' '}
-                  {formatInteger(BigInt(summary.inputTokens) + BigInt(summary.outputTokens) + BigInt(summary.cachedInputTokens))} tokens,
+                  This month: {countOf(summary.calls, 'call', 'calls')},{' '}
+                  {countOf(BigInt(summary.inputTokens) + BigInt(summary.outputTokens) + BigInt(summary.cachedInputTokens), 'token', 'tokens')},
                   provider cost {formatMicrosUsd(summary.costMicros)}, charged {formatMicrosUsd(summary.chargeMicros)} (
                   {formatCredits(summary.credits)}), margin {formatMicrosUsd(summary.marginMicros)}.
                 </p>

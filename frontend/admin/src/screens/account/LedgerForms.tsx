@@ -18,6 +18,7 @@ import {
   fromLocalInput,
   newIdempotencyKey,
   parseWhole,
+  shortId,
   toLocalInput,
   viewerTimeZone,
 } from '../../lib/format';
@@ -427,7 +428,7 @@ export function RefundForm({
     { value: '', label: deductions.length ? 'Choose a deduction…' : 'No deductions in the recent ledger' },
     ...deductions.map((d) => ({
       value: d.id,
-      label: `#${d.id} · ${formatCredits(d.amount)} · ${formatDateTime(d.createdAt)}${d.reason ? ` · ${d.reason}` : ''}`,
+      label: `${shortId(d.id)} · ${formatCredits(d.amount)} · ${formatDateTime(d.createdAt)}${d.reason ? ` · ${d.reason}` : ''}`,
     })),
   ];
   if (values.refundOf && !deductions.some((d) => d.id === values.refundOf)) {
@@ -449,7 +450,7 @@ export function RefundForm({
           confirmLabel="Refund credits"
           rows={[
             ['Account', accountExternalId],
-            ['Refund of', `Transaction #${values.refundOf}`],
+            ['Refund of', `Transaction ${values.refundOf}`],
             ['Credits', formatCredits(parseWhole(values.amount) ?? 0n)],
             ['Reason', values.reason || '—'],
           ]}

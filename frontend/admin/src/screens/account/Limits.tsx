@@ -5,7 +5,7 @@ import type { AccountLimitsQuery, WindowLimit } from '../../gql/graphql';
 import { usePermissions } from '../../auth/session';
 import { QueryState } from '../../components/states';
 import { applyFailure, failureOf, FormError, FormSuccess, TextAreaField, TextField, type FieldErrors } from '../../components/forms';
-import { formatCredits, formatDateTime, formatInteger, formatMicrosUsd, microsToUsdInput, parseUsdToMicros, parseWhole, type BigIntish } from '../../lib/format';
+import { countOf, formatCredits, formatDateTime, formatInteger, formatMicrosUsd, microsToUsdInput, parseUsdToMicros, parseWhole, type BigIntish } from '../../lib/format';
 
 const AccountLimitsDoc = graphql(`
   query AccountLimits($id: String!) {
@@ -82,9 +82,9 @@ export function LimitsSection({ accountExternalId }: { accountExternalId: string
           return (
             <>
               <p className="hint">
-                Today ({limits.day.window}): {formatInteger(limits.day.calls)} calls, {formatInteger(limits.day.tokens)} tokens,{' '}
-                {formatMicrosUsd(limits.day.costMicros)} provider cost. This month ({limits.month.window}):{' '}
-                {formatInteger(limits.month.calls)} calls, {formatInteger(limits.month.tokens)} tokens,{' '}
+                Counted against limits — today ({limits.day.window}): {countOf(limits.day.calls, 'call', 'calls')},{' '}
+                {countOf(limits.day.tokens, 'token', 'tokens')}, {formatMicrosUsd(limits.day.costMicros)} provider cost; this month (
+                {limits.month.window}): {countOf(limits.month.calls, 'call', 'calls')}, {countOf(limits.month.tokens, 'token', 'tokens')},{' '}
                 {formatMicrosUsd(limits.month.costMicros)}.
               </p>
               {limits.usage.length ? (
