@@ -79,19 +79,22 @@ export function useLive(): LiveApi {
 export const POLL_MS = 5_000;
 
 /**
- * Calls `refresh` whenever the subscription delivers an event; while live updates are
- * unavailable (or this subscription fails), every POLL_MS instead. Returns whether the
- * subscription itself is streaming.
+ * Calls `refresh` whenever the subscription delivers an event (and `onData` with the event's
+ * data); while live updates are unavailable (or this subscription fails), `refresh` every
+ * POLL_MS instead. Returns whether the subscription itself is streaming.
  */
 export function useLiveRefresh(
   query: string,
   variables: Record<string, unknown> | null,
   refresh: () => void,
+  onData?: (data: Record<string, unknown>) => void,
 ): boolean {
   const { status, ws } = useLive();
   const [failed, setFailed] = useState(false);
   const refreshRef = useRef(refresh);
   refreshRef.current = refresh;
+  const onDataRef = useRef(onData);
+  onDataRef.current = onData;
   const key = JSON.stringify(variables);
   const streaming = status === 'live' && !failed && variables !== null;
 
@@ -102,7 +105,12 @@ export function useLiveRefresh(
     const unsubscribe = ws.subscribe(
       { query, variables },
       {
-        next: () => {
+        next: (result) => {
+          if (result.errors?.length) {
+            setFailed(true);
+            return;
+          }
+          if (result.data) onDataRef.current?.(result.data as Record<string, unknown>);
           // Coalesce bursts (a batch of usage events) into one refetch.
           window.clearTimeout(timer);
           timer = window.setTimeout(() => refreshRef.current(), 150);

@@ -4,7 +4,7 @@ import { useQuery } from 'urql';
 import { graphql } from '../gql';
 import type { SummaryRowFieldsFragment } from '../gql/graphql';
 import { useLive, useLiveRefresh } from '../live/live';
-import { USAGE_TICKER } from '../live/subscriptions';
+import { USAGE_TICKER, type UsageTick } from '../live/subscriptions';
 import { QueryState, Empty } from '../components/states';
 import { AlertTable } from '../components/AlertList';
 import { CostChargeChart, LiveUsageChart, type LivePoint } from '../components/charts';
@@ -130,6 +130,7 @@ function Kpis({ title, row }: { title: string; row: Row | undefined }) {
 }
 
 const MAX_POINTS = 60;
+const TICK_SECONDS = 5;
 
 export function OverviewScreen() {
   const dayStart = startOfDay().getTime();
@@ -146,18 +147,28 @@ export function OverviewScreen() {
   }, [dayStart]);
   const [result, reexecute] = useQuery({ query: OverviewQuery, variables });
   const refresh = useCallback(() => reexecute({ requestPolicy: 'network-only' }), [reexecute]);
-  const streaming = useLiveRefresh(USAGE_TICKER, { interval: 5 }, refresh);
+  const [points, setPoints] = useState<LivePoint[]>([]);
+  const onTick = useCallback((data: Record<string, unknown>) => {
+    const tick = data.usageTicker as UsageTick | undefined;
+    if (!tick) return;
+    const point: LivePoint = {
+      label: formatTime(new Date(tick.to)),
+      calls: Number(toBig(tick.calls)),
+      tokens: Number(toBig(tick.tokens)),
+    };
+    setPoints((list) => [...list.slice(-(MAX_POINTS - 1)), point]);
+  }, []);
+  const streaming = useLiveRefresh(USAGE_TICKER, { interval: TICK_SECONDS }, refresh, onTick);
   const { alertsVersion } = useLive();
   useEffect(() => {
     if (alertsVersion > 0) refresh();
   }, [alertsVersion, refresh]);
 
-  // The live chart: what today's totals grew by between two refreshes.
-  const [points, setPoints] = useState<LivePoint[]>([]);
+  // Without the ticker, the live chart shows what today's totals grew by between two polls.
   const previous = useRef<{ calls: bigint; tokens: bigint } | null>(null);
   const todayRow = rowsOf(result.data?.today)[0];
   useEffect(() => {
-    if (!todayRow) return;
+    if (!todayRow || streaming) return;
     const now = { calls: toBig(todayRow.calls), tokens: tokensOf(todayRow) };
     const before = previous.current;
     previous.current = now;
@@ -168,7 +179,7 @@ export function OverviewScreen() {
       tokens: Number(now.tokens - before.tokens),
     };
     setPoints((list) => [...list.slice(-(MAX_POINTS - 1)), point]);
-  }, [todayRow]);
+  }, [todayRow, streaming]);
 
   return (
     <section>
@@ -193,8 +204,9 @@ export function OverviewScreen() {
                 <section className="card">
                   <h2>Live usage</h2>
                   <p className="hint">
-                    Calls and tokens added since the previous update
-                    {streaming ? ' (pushed by the server every 5 s)' : ' (refreshed every 5 s)'}.
+                    {streaming
+                      ? `Calls and tokens booked on every replica, per ${TICK_SECONDS} s, pushed by the server.`
+                      : 'Calls and tokens added between two refreshes (every 5 s).'}
                   </p>
                   {points.length ? (
                     <LiveUsageChart points={points} />
