@@ -36,6 +36,7 @@ async function recordUsage(account, model) {
     { events: [{ eventId: `e2e-${Date.now()}-${seq}`, accountExternalId: account, model, inputTokens: 1000, outputTokens: 500 }] },
   );
   assert.equal(data.recordUsage[0].__typename, 'Recorded', JSON.stringify(data.recordUsage[0]));
+  return Number(data.recordUsage[0].credits);
 }
 
 const steps = [];
@@ -98,8 +99,10 @@ try {
   await accountPage.deductTooMuch(5000);
 
   step('usage recorded through the API shows on the account page without a reload');
-  await recordUsage(account, model);
-  await app.waitForText(accountPage.available, (t) => t === '992 credits', 'balance after usage');
+  const charged = await recordUsage(account, model);
+  assert.ok(charged > 0);
+  const left = `${(1000 - charged).toLocaleString('en-US')} credits`;
+  await app.waitForText(accountPage.available, (t) => t === left, 'balance after usage');
   await page.getByTestId('usage-feed').getByRole('cell', { name: model }).first().waitFor();
   await app.shot('04-account');
 
@@ -128,6 +131,32 @@ try {
   assert.equal(denied.authorizeUsage.__typename, 'Denied');
   assert.equal(denied.authorizeUsage.reason, 'EMERGENCY_STOP');
   await controls.setGlobalStop(false);
+
+  step('limits and the pricing policy are edited in forms');
+  await app.nav('Accounts');
+  await page.getByRole('link', { name: account }).click();
+  await page.getByRole('button', { name: 'Edit limits' }).click();
+  const limits = page.getByRole('form', { name: 'Edit limits' });
+  await limits.getByLabel('Calls per day').fill('-3');
+  await limits.getByRole('button', { name: 'Save limits' }).click();
+  await limits.getByText('A whole number above zero, or empty for no limit.').waitFor();
+  await limits.getByLabel('Calls per day').fill('100');
+  await limits.getByLabel('Calendar time zone').fill('Mars/Olympus');
+  await limits.getByRole('button', { name: 'Save limits' }).click();
+  // The API's typed ValidationFailed lands next to its field.
+  await limits.getByRole('alert').filter({ hasText: 'IANA' }).waitFor();
+  await limits.getByLabel('Calendar time zone').fill('Europe/Warsaw');
+  await limits.getByRole('button', { name: 'Save limits' }).click();
+  await page.getByRole('cell', { name: 'Calls per day' }).waitFor();
+  await app.nav('Models & pricing');
+  await page.getByText('Edit the global default policy').click();
+  const policy = page.getByRole('form', { name: 'Pricing policy' });
+  await policy.getByLabel('Kind').selectOption('MULTIPLIER');
+  await policy.getByLabel('Multiplier').fill('1.5');
+  await policy.getByRole('button', { name: 'Save policy' }).click();
+  await page.getByText('Policy saved.').waitFor();
+  await page.getByText('× 1.5').waitFor();
+  await app.shot('03-pricing');
 
   step('alerts, audit log, keys and providers');
   await app.nav('Alerts');

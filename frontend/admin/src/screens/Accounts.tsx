@@ -3,7 +3,7 @@ import { Link, useNavigate, useSearchParams } from 'react-router';
 import { useMutation, useQuery } from 'urql';
 import { graphql } from '../gql';
 import { usePermissions } from '../auth/session';
-import { QueryState, Empty } from '../components/states';
+import { QueryState, Empty, ErrorNotice, Loading } from '../components/states';
 import { applyFailure, failureOf, FormError, TextField, type FieldErrors } from '../components/forms';
 import { formatCredits, formatDateTime, parseWhole } from '../lib/format';
 
@@ -60,43 +60,49 @@ const PAGE = 25;
 
 function AccountPage({ search, after, isLast, onMore }: { search: string; after: string | null; isLast: boolean; onMore: (cursor: string) => void }) {
   const [result] = useQuery({ query: AccountsQuery, variables: { search: search || null, first: PAGE, after } });
+  const data = result.data;
+  if (!data) {
+    return (
+      <tr>
+        <td colSpan={5}>
+          {result.error ? <ErrorNotice error={result.error} what="accounts" /> : <Loading what="accounts" />}
+        </td>
+      </tr>
+    );
+  }
   return (
-    <QueryState result={result} what="accounts">
-      {(data) => (
-        <>
-          {data.accounts.nodes.length === 0 && after === null ? (
-            <tr>
-              <td colSpan={5}>
-                <Empty>{search ? `No account matches “${search}”.` : 'No accounts yet.'}</Empty>
-              </td>
-            </tr>
-          ) : null}
-          {data.accounts.nodes.map((a) => (
-            <tr key={a.id}>
-              <td>
-                <Link to={`/accounts/${encodeURIComponent(a.externalId)}`}>{a.externalId}</Link>
-              </td>
-              <td>
-                {a.name || '—'}
-                {a.email ? <small className="muted"> {a.email}</small> : null}
-              </td>
-              <td>{a.organization ? a.organization.name || a.organization.externalId : '—'}</td>
-              <td className="num">{formatCredits(a.balance.available)}</td>
-              <td>{formatDateTime(a.createdAt)}</td>
-            </tr>
-          ))}
-          {isLast && data.accounts.pageInfo.hasNextPage && data.accounts.pageInfo.endCursor ? (
-            <tr>
-              <td colSpan={5}>
-                <button type="button" onClick={() => onMore(data.accounts.pageInfo.endCursor ?? '')}>
-                  Load more accounts
-                </button>
-              </td>
-            </tr>
-          ) : null}
-        </>
-      )}
-    </QueryState>
+    <>
+      {data.accounts.nodes.length === 0 && after === null ? (
+        <tr>
+          <td colSpan={5}>
+            <Empty>{search ? `No account matches “${search}”.` : 'No accounts yet.'}</Empty>
+          </td>
+        </tr>
+      ) : null}
+      {data.accounts.nodes.map((a) => (
+        <tr key={a.id}>
+          <td>
+            <Link to={`/accounts/${encodeURIComponent(a.externalId)}`}>{a.externalId}</Link>
+          </td>
+          <td>
+            {a.name || '—'}
+            {a.email ? <small className="muted"> {a.email}</small> : null}
+          </td>
+          <td>{a.organization ? a.organization.name || a.organization.externalId : '—'}</td>
+          <td className="num">{formatCredits(a.balance.available)}</td>
+          <td>{formatDateTime(a.createdAt)}</td>
+        </tr>
+      ))}
+      {isLast && data.accounts.pageInfo.hasNextPage && data.accounts.pageInfo.endCursor ? (
+        <tr>
+          <td colSpan={5}>
+            <button type="button" onClick={() => onMore(data.accounts.pageInfo.endCursor ?? '')}>
+              Load more accounts
+            </button>
+          </td>
+        </tr>
+      ) : null}
+    </>
   );
 }
 
