@@ -60,7 +60,12 @@ const KINDS: { value: PricingPolicyKind; label: string }[] = [
   { value: 'FIXED_PER_CALL', label: 'Fixed price per call' },
 ];
 
-const SCOPE_LABEL = { ACCOUNT: "the account's own policy", GLOBAL: 'the global default', BUILT_IN: 'the built-in default (passthrough)' };
+const SCOPE_LABEL: Record<string, string> = {
+  ACCOUNT: "the account's own policy",
+  PLAN: "the policy of the account's plan",
+  GLOBAL: 'the global default',
+  BUILT_IN: 'the built-in default (passthrough)',
+};
 
 export function PolicyEditor({ initialAccount }: { initialAccount: string | null }) {
   const [accountDraft, setAccountDraft] = useState(initialAccount ?? '');
@@ -111,7 +116,7 @@ export function PolicyEditor({ initialAccount }: { initialAccount: string | null
             <>
               <p>
                 {account ? `Calls of ${account}` : 'Calls of accounts without their own policy'} are priced by{' '}
-                <strong>{SCOPE_LABEL[policy.scope]}</strong>
+                <strong>{SCOPE_LABEL[policy.scope] ?? policy.scope.toLowerCase()}</strong>
                 {policy.updatedAt ? `, last changed ${formatDateTime(policy.updatedAt)}` : ''}.
               </p>
               <PolicySummary policy={policy} />
