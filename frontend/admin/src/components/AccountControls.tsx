@@ -1,4 +1,4 @@
-import { useState, type FormEvent } from 'react';
+import { useEffect, useState, type FormEvent } from 'react';
 import { useMutation } from 'urql';
 import { graphql } from '../gql';
 import { usePermissions } from '../auth/session';
@@ -50,6 +50,11 @@ export function AccountControlsForm({
   const [success, setSuccess] = useState<string | null>(null);
   const [stopState, setStop] = useMutation(SetStop);
   const [overrideState, setOverride] = useMutation(SetOverride);
+  // The switches move at once; the server's answer (or a refusal) settles them.
+  const [exempt, setExempt] = useState(current.exemptFromLimits);
+  const [suspended, setSuspended] = useState(current.suspended);
+  useEffect(() => setExempt(current.exemptFromLimits), [current.exemptFromLimits]);
+  useEffect(() => setSuspended(current.suspended), [current.suspended]);
 
   async function toggleStop(event: FormEvent) {
     event.preventDefault();
@@ -75,11 +80,29 @@ export function AccountControlsForm({
 
   async function override(change: { exemptFromLimits?: boolean; suspended?: boolean }) {
     setFormError(null);
+    if (change.exemptFromLimits !== undefined) setExempt(change.exemptFromLimits);
+    if (change.suspended !== undefined) setSuspended(change.suspended);
     const result = await setOverride({ accountExternalId, ...change });
-    if (result.error) return setFormError(result.error.message);
-    const failure = failureOf(result.data?.setAccountOverride, ['AccountControls']);
-    if (failure) return setFormError(failure.message);
-    setSuccess('Saved.');
+    const failure = result.error ? { message: result.error.message } : failureOf(result.data?.setAccountOverride, ['AccountControls']);
+    if (failure) {
+      setExempt(current.exemptFromLimits);
+      setSuspended(current.suspended);
+      return setFormError(failure.message);
+    }
+    const saved = result.data?.setAccountOverride;
+    if (saved?.__typename === 'AccountControls') {
+      setExempt(saved.exemptFromLimits);
+      setSuspended(saved.suspended);
+    }
+    setSuccess(
+      change.exemptFromLimits !== undefined
+        ? change.exemptFromLimits
+          ? 'Limit blocks no longer apply to this account.'
+          : 'Limit blocks apply to this account again.'
+        : change.suspended
+          ? 'The account is suspended: every request is denied.'
+          : 'The suspension is lifted.',
+    );
     onDone();
   }
 
@@ -107,13 +130,13 @@ export function AccountControlsForm({
       ) : null}
       <CheckboxField
         label="Exempt from limit blocks (the model allow-list still applies)"
-        checked={current.exemptFromLimits}
+        checked={exempt}
         disabled={!canWrite || overrideState.fetching}
         onValue={(exemptFromLimits) => void override({ exemptFromLimits })}
       />
       <CheckboxField
         label="Suspended (every request denied)"
-        checked={current.suspended}
+        checked={suspended}
         disabled={!canWrite || overrideState.fetching}
         onValue={(suspended) => void override({ suspended })}
       />
