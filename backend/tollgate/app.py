@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 from starlette.applications import Starlette
@@ -26,6 +27,8 @@ from tollgate.auth.cache import PrincipalCache
 from tollgate.config import Settings
 from tollgate.controls.cache import ControlsCache
 from tollgate.db import Database, create_engine
+from tollgate.demo import seed as demo_seed
+from tollgate.demo import traffic as demo_traffic
 from tollgate.gateway.accounts import LedgerAccounts
 from tollgate.gateway.priced_router import PricedRouter
 from tollgate.gateway.service import Gateway, GatewayDeps
@@ -83,6 +86,8 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = Database(create_engine(settings))
+        if settings.demo:  # before the caches load, so they start with the demo's prices
+            await demo_seed.seed(db, now=datetime.now(UTC))
         redis = Redis.from_url(settings.redis_url or "")
         bus = InvalidationBus(redis)
         await bus.start()
@@ -111,6 +116,9 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
         if settings.bootstrap_admin_key:
             async with db.transaction() as session:
                 await auth.ensure_bootstrap_key(session, settings.bootstrap_admin_key)
+        demo_task = None
+        if settings.demo:
+            demo_task = asyncio.create_task(demo_traffic.run(state.metering), name="demo-usage")
         worker_task = None
         if run_worker:
             worker = jobs.create_worker(settings, db)
@@ -118,6 +126,10 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
         try:
             yield
         finally:
+            if demo_task is not None:
+                demo_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await demo_task
             if worker_task is not None:
                 await worker.close()
                 worker_task.cancel()
