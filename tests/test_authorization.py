@@ -23,6 +23,14 @@ from sqlalchemy import text
 
 from tests.conftest import OWNER_KEY, GraphQLClient, new_key
 from tests.helpers import create_account, deduct, grant
+from tests.plan_helpers import (
+    NEW_DRAFT,
+    create_plan,
+    publish,
+    published_plan,
+    subscribe,
+    version_input,
+)
 from tollgate.api.schema import build_schema
 from tollgate.auth import passwords, sessions
 from tollgate.auth import service as auth_service
@@ -282,6 +290,73 @@ async def provider_input(owner: GraphQLClient) -> Variables:
     }
 
 
+async def a_plan(owner: GraphQLClient) -> Variables:
+    code = unique("plan").lower()
+    version_id = await published_plan(owner, code)
+    return {"code": code, "version": version_id}
+
+
+async def plan_input(owner: GraphQLClient) -> Variables:
+    return {"input": {"code": unique("plan").lower(), "name": "New", "version": version_input()}}
+
+
+async def a_published_version(owner: GraphQLClient) -> Variables:
+    return {"id": (await a_plan(owner))["version"]}
+
+
+async def a_draft(owner: GraphQLClient) -> Variables:
+    created = await create_plan(owner, unique("plan").lower())
+    return {"id": created["id"], "input": version_input(credits=5)}
+
+
+async def a_migration(owner: GraphQLClient) -> Variables:
+    plan = await a_plan(owner)
+    draft = await owner.data(NEW_DRAFT, id=plan["version"])
+    target = draft["createPlanVersion"]["id"]
+    assert (await publish(owner, target))["__typename"] == "PublishedPlanVersion"
+    return {"from": plan["version"], "to": target}
+
+
+async def a_subscriber(owner: GraphQLClient) -> Variables:
+    plan = await a_plan(owner)
+    external_id = (await an_account(owner))["id"]
+    assert (await subscribe(owner, external_id, plan["code"]))["__typename"] == "Subscription"
+    return {"id": external_id, "code": plan["code"]}
+
+
+async def subscribe_input(owner: GraphQLClient) -> Variables:
+    plan = await a_plan(owner)
+    external_id = (await an_account(owner))["id"]
+    return {"input": {"accountExternalId": external_id, "planCode": plan["code"],
+                      "cycle": "MONTHLY", "idempotencyKey": new_key()}}  # fmt: skip
+
+
+async def change_input(owner: GraphQLClient) -> Variables:
+    sub = await a_subscriber(owner)
+    other = await a_plan(owner)
+    return {"input": {"accountExternalId": sub["id"], "planCode": other["code"],
+                      "idempotencyKey": new_key()}}  # fmt: skip
+
+
+async def package_input(owner: GraphQLClient) -> Variables:
+    return {"input": {"code": unique("pack").lower(), "credits": 100,
+                      "prices": [{"currency": "USD", "amountMinor": 500}]}}  # fmt: skip
+
+
+async def a_package_purchase(owner: GraphQLClient) -> Variables:
+    made = await owner.data(
+        "mutation($input: UpsertTokenPackageInput!) { upsertTokenPackage(input: $input) "
+        "{ ... on TokenPackage { code } } }",
+        **(await package_input(owner)),
+    )
+    account = (await an_account(owner))["id"]
+    return {"id": account, "code": made["upsertTokenPackage"]["code"], "key": new_key()}
+
+
+async def feature_input(owner: GraphQLClient) -> Variables:
+    return {"input": {"key": unique("f").lower(), "name": "Feature", "kind": "BOOLEAN"}}
+
+
 @dataclass(frozen=True)
 class FieldRule:
     roles: frozenset[str]
@@ -510,6 +585,116 @@ FIELDS: dict[str, FieldRule] = {
         "upsertProvider(input: $input)",
         provider_input,
         "Provider",
+    ),
+    "Query.features": FieldRule(READERS, "{ features { key } }"),
+    "Query.plans": FieldRule(READERS, "{ plans { code } }"),
+    "Query.plan": FieldRule(
+        READERS, "query($code: String!) { plan(code: $code) { code } }", a_plan
+    ),
+    "Query.planVersion": FieldRule(
+        READERS, "query($id: ID!) { planVersion(id: $id) { id } }", a_published_version
+    ),
+    "Query.priceFor": FieldRule(
+        READERS,
+        "query($code: String!) { priceFor(planCode: $code, cycle: MONTHLY) { __typename } }",
+        a_plan,
+    ),
+    "Query.tokenPackages": FieldRule(READERS, "{ tokenPackages { code } }"),
+    "Query.subscription": FieldRule(
+        READERS,
+        "query($id: String!) { subscription(accountExternalId: $id) { status } }",
+        a_subscriber,
+    ),
+    "Query.subscriptions": FieldRule(READERS, "{ subscriptions { nodes { id } } }"),
+    "Query.previewPlanChange": FieldRule(
+        READERS,
+        "query($input: ChangePlanInput!) { previewPlanChange(input: $input) { __typename } }",
+        change_input,
+    ),
+    "Query.invoiceLines": FieldRule(
+        READERS,
+        "query($id: String!) { invoiceLines(accountExternalId: $id) { id } }",
+        a_subscriber,
+    ),
+    "Mutation.upsertFeature": mutation(
+        WRITERS,
+        "$input: UpsertFeatureInput!",
+        "upsertFeature(input: $input)",
+        feature_input,
+        "Feature",
+    ),
+    "Mutation.createPlan": mutation(
+        WRITERS,
+        "$input: CreatePlanInput!",
+        "createPlan(input: $input)",
+        plan_input,
+        "PlanVersion",
+    ),
+    "Mutation.createPlanVersion": mutation(
+        WRITERS,
+        "$id: ID!",
+        "createPlanVersion(fromVersionId: $id)",
+        a_published_version,
+        "PlanVersion",
+    ),
+    "Mutation.updatePlanVersion": mutation(
+        WRITERS,
+        "$id: ID!, $input: PlanVersionInput!",
+        "updatePlanVersion(id: $id, input: $input)",
+        a_draft,
+        "PlanVersion",
+    ),
+    "Mutation.publishPlanVersion": mutation(
+        WRITERS,
+        "$id: ID!",
+        "publishPlanVersion(id: $id)",
+        a_draft,
+        "PublishedPlanVersion",
+    ),
+    "Mutation.archivePlan": mutation(
+        WRITERS, "$code: String!", "archivePlan(code: $code)", a_plan, "Plan"
+    ),
+    "Mutation.migrateSubscribers": mutation(
+        WRITERS,
+        "$from: ID!, $to: ID!",
+        "migrateSubscribers(fromVersionId: $from, toVersionId: $to, effective: IMMEDIATELY)",
+        a_migration,
+        "SubscribersMigrated",
+    ),
+    "Mutation.upsertTokenPackage": mutation(
+        WRITERS,
+        "$input: UpsertTokenPackageInput!",
+        "upsertTokenPackage(input: $input)",
+        package_input,
+        "TokenPackage",
+    ),
+    "Mutation.purchaseTokenPackage": mutation(
+        WRITERS,
+        "$id: String!, $code: String!, $key: String!",
+        "purchaseTokenPackage(accountExternalId: $id, code: $code, idempotencyKey: $key)",
+        a_package_purchase,
+        "TokenPurchase",
+    ),
+    "Mutation.subscribe": mutation(
+        WRITERS,
+        "$input: SubscribeInput!",
+        "subscribe(input: $input)",
+        subscribe_input,
+        "Subscription",
+    ),
+    "Mutation.changePlan": mutation(
+        WRITERS,
+        "$input: ChangePlanInput!",
+        "changePlan(input: $input)",
+        change_input,
+        "Subscription",
+    ),
+    "Mutation.cancelSubscription": mutation(
+        WRITERS,
+        "$id: String!",
+        "cancelSubscription(accountExternalId: $id, atPeriodEnd: false)",
+        a_subscriber,
+        "Subscription",
     ),
 }
 

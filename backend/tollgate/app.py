@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 from starlette.applications import Starlette
@@ -33,6 +33,8 @@ from tollgate.auth.throttle import LoginThrottle
 from tollgate.config import Settings
 from tollgate.controls.cache import ControlsCache
 from tollgate.db import Database, create_engine
+from tollgate.demo import seed as demo_seed
+from tollgate.demo import traffic as demo_traffic
 from tollgate.gateway.accounts import LedgerAccounts
 from tollgate.gateway.priced_router import PricedRouter
 from tollgate.gateway.service import Gateway, GatewayDeps
@@ -120,6 +122,8 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
         except BaseException:
             await db.dispose()
             raise
+        if settings.demo:  # before the caches load, so they start with the demo's prices
+            await demo_seed.seed(db, now=datetime.now(UTC))
         redis = Redis.from_url(settings.redis_url or "")
         bus = InvalidationBus(redis)
         await bus.start()
@@ -151,6 +155,9 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
         if settings.bootstrap_admin_key:
             async with db.transaction() as session:
                 await auth.ensure_bootstrap_key(session, settings.bootstrap_admin_key)
+        demo_task = None
+        if settings.demo:
+            demo_task = asyncio.create_task(demo_traffic.run(state.metering), name="demo-usage")
         worker_task = None
         if run_worker:
             worker = jobs.create_worker(settings, db)
@@ -158,6 +165,10 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
         try:
             yield
         finally:
+            if demo_task is not None:
+                demo_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await demo_task
             if worker_task is not None:
                 await worker.close()
                 worker_task.cancel()

@@ -61,7 +61,10 @@ def main() -> None:
 @click.option(
     "--access-log", is_flag=True, help="Log every request (off by default: the hot path is busy)."
 )
-def serve(host: str, port: int, no_worker: bool, access_log: bool) -> None:
+@click.option(
+    "--demo", is_flag=True, help="Seed demo tiers and customers, and generate live usage."
+)
+def serve(host: str, port: int, no_worker: bool, access_log: bool, demo: bool) -> None:
     """Run the API (and, unless --no-worker, the background jobs)."""
     import uvicorn
 
@@ -70,6 +73,8 @@ def serve(host: str, port: int, no_worker: bool, access_log: bool) -> None:
 
     _logging()
     with resolved_settings() as settings:
+        if demo:
+            settings = dataclasses.replace(settings, demo=True)
         assert settings.database_url is not None
         migrate.upgrade(settings.database_url)
         app = create_app(settings, run_worker=not no_worker)

@@ -40,6 +40,8 @@ class Settings:
     # Fernet key(s) that encrypt stored provider secrets; comma-separated, newest first, to
     # rotate (tollgate.crypto). Unset in dev: a key is generated under data_dir.
     secret_key: str | None = field(default=None, repr=False)
+    # Seed the demo tiers and customers at start and keep synthetic usage flowing.
+    demo: bool = False
 
     @property
     def is_dev(self) -> bool:
@@ -63,6 +65,7 @@ class Settings:
             credit_value_micros=_int("TOLLGATE_CREDIT_VALUE_MICROS", 1_000),
             hold_ttl_seconds=_int("TOLLGATE_HOLD_TTL_SECONDS", 600),
             secret_key=os.environ.get("TOLLGATE_SECRET_KEY") or None,
+            demo=os.environ.get("TOLLGATE_DEMO", "").lower() in ("1", "true", "yes"),
         )
 
 

@@ -55,6 +55,17 @@ class UnknownModel:
     message: str = "no price for this model at that time"
 
 
+@dataclass(frozen=True)
+class IllegalTransition:
+    """The thing is in a state that does not allow this action (publish a published version,
+    cancel a canceled subscription, …); nothing was changed."""
+
+    id: str
+    status: str
+    action: str
+    message: str
+
+
 DomainError = (
     ValidationFailed
     | AccountNotFound
@@ -64,6 +75,7 @@ DomainError = (
     | IdempotencyConflict
     | InsufficientCredits
     | UnknownModel
+    | IllegalTransition
 )
 
 
@@ -71,6 +83,6 @@ class Rejected(Exception):
     """A failure found after writing began: the transaction is rolled back and the error is
     returned to the caller as if nothing had been tried."""
 
-    def __init__(self, error: ValidationFailed) -> None:
+    def __init__(self, error: DomainError) -> None:
         super().__init__(error.message)
         self.error = error

@@ -30,14 +30,24 @@ class InvalidationBus:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._callbacks: dict[str, list[Callback]] = defaultdict(list)
+        self._reloaders: dict[str, list[Callable[[], Awaitable[None]]]] = defaultdict(list)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
     def on(self, topic: str, callback: Callback) -> None:
         self._callbacks[topic].append(callback)
 
+    def reload_on_publish(self, topic: str, reload: Callable[[], Awaitable[None]]) -> None:
+        """Run `reload` in this process whenever this process publishes `topic`."""
+        self._reloaders[topic].append(reload)
+
     async def publish(self, topic: str) -> None:
         await publish(self.redis, topic)
+        for reload in self._reloaders.get(topic, []):
+            try:
+                await reload()
+            except Exception:
+                log.exception("reloading %s after publishing failed", topic)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen(), name="tollgate-invalidation")
@@ -102,6 +112,7 @@ class ReloadingCache(ABC):
         await self.reload()
         if self._bus is not None:
             self._bus.on(self.topic, self._on_change)
+            self._bus.reload_on_publish(self.topic, self.reload)
         self._task = asyncio.create_task(self._follow(), name=f"tollgate-{self.name}-cache")
 
     async def stop(self) -> None:

@@ -20,6 +20,7 @@ from tollgate.config import Settings
 from tollgate.db import Database, create_engine
 from tollgate.ledger.expiry import expire_due_grants
 from tollgate.metering import holds
+from tollgate.subscriptions.renewals import renew_due
 
 log = logging.getLogger(__name__)
 QUEUE = "tollgate:jobs"
@@ -36,6 +37,13 @@ async def release_expired_holds(ctx: dict[str, Any]) -> int:
     return await holds.release_expired(ctx["db"], now=datetime.now(UTC))
 
 
+async def renew_subscriptions(ctx: dict[str, Any]) -> int:
+    count = await renew_due(ctx["db"], now=datetime.now(UTC))
+    if count:
+        log.info("renewed %d subscription periods", count)
+    return count
+
+
 async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:
     settings: Settings = ctx["settings"]
     async with ctx["db"].transaction() as session:
@@ -49,12 +57,20 @@ async def purge_admin_sessions(ctx: dict[str, Any]) -> int:
         return await sessions.purge_ended(session)
 
 
-FUNCTIONS = [expire_grants, release_expired_holds, purge_idempotency_keys, purge_admin_sessions]
+FUNCTIONS = [
+    expire_grants,
+    release_expired_holds,
+    renew_subscriptions,
+    purge_idempotency_keys,
+    purge_admin_sessions,
+]
 CRON_JOBS = [
     # Hourly, and once at start so a service that was down catches up.
     cron(expire_grants, minute=0, second=0, run_at_startup=True),
     # Holds also expire under every booking of their account; this covers idle accounts.
     cron(release_expired_holds, second=30),
+    # Every minute, and at start: a period that ended while the service was down renews now.
+    cron(renew_subscriptions, second=10, run_at_startup=True),
     cron(purge_idempotency_keys, hour=3, minute=17, second=0),
     cron(purge_admin_sessions, hour=3, minute=29, second=0),
 ]

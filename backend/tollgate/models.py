@@ -4,14 +4,17 @@ import tollgate.accounts.models
 import tollgate.apikeys.models
 import tollgate.audit.models
 import tollgate.auth.models
+import tollgate.billing.models
 import tollgate.controls.models
 import tollgate.idempotency
 import tollgate.ledger.models
 import tollgate.limits.models
 import tollgate.metering.models
 import tollgate.notifications.models
+import tollgate.plans.models
 import tollgate.pricing.models
-import tollgate.providers.models  # noqa: F401
+import tollgate.providers.models
+import tollgate.subscriptions.models  # noqa: F401
 from tollgate.db import Base
 
 metadata = Base.metadata

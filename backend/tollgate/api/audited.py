@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tollgate.api.context import Info
 from tollgate.api.errors import DOMAIN_ERRORS as DOMAIN_ERROR_TYPES
 from tollgate.audit import service as audit
-from tollgate.errors import Rejected, ValidationFailed
+from tollgate.errors import DomainError, Rejected
 
 R = TypeVar("R")
 
@@ -46,7 +46,7 @@ async def audited(
     operation: str,
     params: object,
     work: Callable[[AsyncSession], Awaitable[R]],
-) -> R | ValidationFailed:
+) -> R | DomainError:
     ctx = info.context
     principal = ctx.principal
     assert principal is not None, "permission classes run first"
@@ -58,7 +58,7 @@ async def audited(
     }
     try:
         async with ctx.db.transaction() as session:
-            result: R | ValidationFailed = await work(session)
+            result: R | DomainError = await work(session)
             await audit.record(session, **entry, result=summarize(result))
     except Rejected as rejected:
         result = rejected.error

@@ -71,6 +71,17 @@ class UnknownModel:
     message: str
 
 
+@strawberry.type(
+    description="Not allowed in the current status (publish a published version, cancel a "
+    "canceled subscription, …); nothing was changed."
+)
+class IllegalTransition:
+    id: str
+    status: str
+    action: str
+    message: str
+
+
 _GRAPHQL_TYPES: dict[type, type] = {
     errors.ValidationFailed: ValidationFailed,
     errors.AccountNotFound: AccountNotFound,
@@ -80,6 +91,7 @@ _GRAPHQL_TYPES: dict[type, type] = {
     errors.IdempotencyConflict: IdempotencyConflict,
     errors.InsufficientCredits: InsufficientCredits,
     errors.UnknownModel: UnknownModel,
+    errors.IllegalTransition: IllegalTransition,
 }
 DOMAIN_ERRORS = tuple(_GRAPHQL_TYPES)
 

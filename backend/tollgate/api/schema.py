@@ -32,8 +32,10 @@ from tollgate.ledger import graphql as ledger
 from tollgate.limits import graphql as limits
 from tollgate.metering import graphql as metering
 from tollgate.notifications import graphql as notifications
+from tollgate.plans import graphql as plans
 from tollgate.pricing import graphql as pricing
 from tollgate.providers import graphql as providers
+from tollgate.subscriptions import graphql as subscriptions
 
 Query = merge_types(
     "Query",
@@ -48,6 +50,8 @@ Query = merge_types(
         metering.Query,
         apikeys.Query,
         providers.Query,
+        plans.Query,
+        subscriptions.Query,
     ),
 )
 Mutation = merge_types(
@@ -62,6 +66,8 @@ Mutation = merge_types(
         metering.Mutation,
         apikeys.Mutation,
         providers.Mutation,
+        plans.Mutation,
+        subscriptions.Mutation,
     ),
 )
 

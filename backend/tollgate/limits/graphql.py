@@ -154,11 +154,8 @@ class LimitThresholdInput:
     block_at_percent: int
 
 
-@strawberry.input(
-    description="Replaces all of the account's limits: a limit left out or null is no limit."
-)
-class SetAccountLimitsInput:
-    account_external_id: str
+@strawberry.input(description="Limits: a limit left out or null is no limit.")
+class LimitsInput:
     tokens_per_day: BigInt | None = None
     tokens_per_month: BigInt | None = None
     calls_per_day: BigInt | None = None
@@ -188,13 +185,20 @@ class SetAccountLimitsInput:
     )
 
 
+@strawberry.input(
+    description="Replaces all of the account's limits: a limit left out or null is no limit."
+)
+class SetAccountLimitsInput(LimitsInput):
+    account_external_id: str
+
+
 SetAccountLimitsResult = Annotated[
     AccountLimits | ValidationFailed | AccountNotFound,
     strawberry.union("SetAccountLimitsResult"),
 ]
 
 
-def _limits(input: SetAccountLimitsInput) -> rules.Limits:
+def limits_of(input: LimitsInput) -> rules.Limits:
     return rules.Limits(
         tokens_per_day=input.tokens_per_day,
         tokens_per_month=input.tokens_per_month,
@@ -230,7 +234,7 @@ class Mutation:
     async def set_account_limits(
         self, info: Info, input: SetAccountLimitsInput
     ) -> SetAccountLimitsResult:
-        request = service.SetLimitsRequest(input.account_external_id, _limits(input))
+        request = service.SetLimitsRequest(input.account_external_id, limits_of(input))
         repeated = [n for n, c in Counter(t.limit.value for t in input.thresholds).items() if c > 1]
         principal = info.context.principal
         assert principal is not None

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, tzinfo
 from fnmatch import fnmatchcase
+from typing import Any
 
 from tollgate.errors import ValidationFailed
 
@@ -339,3 +340,19 @@ def check(limits: Limits) -> ValidationFailed | None:
                 "thresholds", f"{name}: need 1 <= warnAtPercent <= blockAtPercent <= 100"
             )
     return None
+
+
+def limits_json(limits: Limits) -> dict[str, Any]:
+    """Limits as JSON, e.g. inside a plan version; `limits_from_json` reads it back."""
+    data: dict[str, Any] = {f.name: getattr(limits, f.name) for f in fields(limits)}
+    data["allowed_models"] = None if limits.allowed_models is None else list(limits.allowed_models)
+    data["thresholds"] = {name: list(pair) for name, pair in limits.thresholds.items()}
+    return data
+
+
+def limits_from_json(data: Mapping[str, Any]) -> Limits:
+    values = dict(data)
+    models = values.get("allowed_models")
+    values["allowed_models"] = None if models is None else tuple(models)
+    values["thresholds"] = {k: (v[0], v[1]) for k, v in values.get("thresholds", {}).items()}
+    return Limits(**values)

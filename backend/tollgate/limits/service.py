@@ -24,6 +24,7 @@ from tollgate.limits import rules
 from tollgate.limits.models import AccountLimits, UsageWindow
 from tollgate.limits.rules import Crossing, Limits, WindowUsage
 from tollgate.notifications.service import notify_once
+from tollgate.subscriptions.current import plan_contents
 
 
 @dataclass(frozen=True)
@@ -74,19 +75,23 @@ async def _own_limits(session: AsyncSession, account_id: int) -> Limits | None:
     return None if row is None else _limits_of(row)
 
 
-async def _inherited_limits(session: AsyncSession, account_id: int) -> Limits | None:
-    """Limits the account gets from elsewhere (its plan), which its own settings override
-    field by field. Nothing supplies them yet."""
-    return None
+async def _plan_limits(session: AsyncSession, account_ids: Iterable[int]) -> dict[int, Limits]:
+    """Limits accounts get from their plan version, which their own settings override field by
+    field."""
+    return {a: c.limits for a, c in (await plan_contents(session, account_ids)).items()}
+
+
+def _combined(inherited: Limits | None, own: Limits | None) -> Limits | None:
+    if inherited is None:
+        return own
+    return inherited if own is None else rules.overlay(inherited, own)
 
 
 async def get_limits(session: AsyncSession, account_id: int) -> Limits | None:
     """The limits in force for an account, or None when it has none."""
     own = await _own_limits(session, account_id)
-    inherited = await _inherited_limits(session, account_id)
-    if inherited is None:
-        return own
-    return inherited if own is None else rules.overlay(inherited, own)
+    inherited = (await _plan_limits(session, [account_id])).get(account_id)
+    return _combined(inherited, own)
 
 
 async def get_limits_many(
@@ -98,18 +103,8 @@ async def get_limits_many(
         await session.scalars(select(AccountLimits).where(AccountLimits.account_id.in_(wanted)))
     ).all()
     own = {row.account_id: _limits_of(row) for row in rows}
-    found: dict[int, Limits | None] = {}
-    for account_id in wanted:
-        inherited = await _inherited_limits(session, account_id)
-        mine = own.get(account_id)
-        found[account_id] = (
-            mine
-            if inherited is None
-            else inherited
-            if mine is None
-            else rules.overlay(inherited, mine)
-        )
-    return found
+    inherited = await _plan_limits(session, wanted)
+    return {a: _combined(inherited.get(a), own.get(a)) for a in wanted}
 
 
 def _window_filter(account_id: int, day_start: datetime, month_start: datetime) -> Any:

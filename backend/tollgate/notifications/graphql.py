@@ -22,6 +22,7 @@ class NotificationKind(Enum):
     BLOCK = "BLOCK"
     LOW_BALANCE = "LOW_BALANCE"
     EMERGENCY_STOP = "EMERGENCY_STOP"
+    PLAN_PUBLISHED = "PLAN_PUBLISHED"
 
 
 @strawberry.type(description="An alert, written once per account, kind, subject and window.")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from tollgate.db import Base, CreatedAt
 
-KINDS = ("WARNING", "BLOCK", "LOW_BALANCE", "EMERGENCY_STOP")
+KINDS = ("WARNING", "BLOCK", "LOW_BALANCE", "EMERGENCY_STOP", "PLAN_PUBLISHED")
 
 
 class Notification(CreatedAt, Base):

@@ -29,6 +29,7 @@ class _Snapshot:
     catalog: CatalogIndex = field(default_factory=lambda: CatalogIndex(()))
     default: Policy | None = None
     by_account: dict[int, Policy] = field(default_factory=dict)
+    by_plan: dict[int, Policy] = field(default_factory=dict)
 
 
 class PricingCache(ReloadingCache):
@@ -48,8 +49,8 @@ class PricingCache(ReloadingCache):
     async def _load(self) -> None:
         async with self._db.transaction() as session:
             versions = await catalog.all_versions(session)
-            default, by_account = await policies.all_policies(session)
-        self._snapshot = _Snapshot(CatalogIndex(versions), default, by_account)
+            default, by_account, by_plan = await policies.all_policies(session)
+        self._snapshot = _Snapshot(CatalogIndex(versions), default, by_account, by_plan)
 
     def price_at(
         self, model: str, at: datetime, provider: str | None = None
@@ -60,7 +61,11 @@ class PricingCache(ReloadingCache):
         return self._snapshot.catalog.models()
 
     def policy_for(self, account_id: int | None) -> Policy:
-        """The account's own policy, else the global default, else PASSTHROUGH without fee."""
+        """The account's own policy, else its plan's, else the global default, else
+        PASSTHROUGH without fee. Subscription changes publish this cache's topic."""
         snapshot = self._snapshot
-        own = snapshot.by_account.get(account_id) if account_id is not None else None
-        return policies.resolve(own, snapshot.default)[0]
+        if account_id is None:
+            return policies.resolve(None, None, snapshot.default)[0]
+        return policies.resolve(
+            snapshot.by_account.get(account_id), snapshot.by_plan.get(account_id), snapshot.default
+        )[0]

@@ -45,6 +45,7 @@ class PricingPolicyKind(Enum):
 class PricingPolicyScope(Enum):
     ACCOUNT = "ACCOUNT"
     GLOBAL = "GLOBAL"
+    PLAN = "PLAN"
     BUILT_IN = "BUILT_IN"
 
 
@@ -195,11 +196,8 @@ class TimeRuleInput:
 
 
 @strawberry.input
-class SetPricingPolicyInput:
+class PricingPolicyInput:
     kind: PricingPolicyKind
-    account_external_id: str | None = strawberry.field(
-        default=None, description="null: the global default."
-    )
     multiplier: Decimal | None = None
     fixed_per_call_usd: Decimal | None = None
     platform_fee_usd: Decimal | None = None
@@ -208,6 +206,13 @@ class SetPricingPolicyInput:
     )
     model_rules: list[ModelRuleInput] | None = None
     time_rules: list[TimeRuleInput] | None = None
+
+
+@strawberry.input
+class SetPricingPolicyInput(PricingPolicyInput):
+    account_external_id: str | None = strawberry.field(
+        default=None, description="null: the global default."
+    )
 
 
 UpsertModelPriceResult = Annotated[
@@ -221,9 +226,11 @@ QuoteCallResult = Annotated[
 ]
 
 
-def _policy_input(input: SetPricingPolicyInput) -> policy_input.PolicyInput:
+def policy_input_of(
+    input: PricingPolicyInput, account_external_id: str | None = None
+) -> policy_input.PolicyInput:
     return policy_input.PolicyInput(
-        account_external_id=input.account_external_id,
+        account_external_id=account_external_id,
         kind=input.kind.value,
         multiplier=input.multiplier,
         fixed_per_call_usd=input.fixed_per_call_usd,
@@ -361,7 +368,7 @@ class Mutation:
     async def set_pricing_policy(
         self, info: Info, input: SetPricingPolicyInput
     ) -> PricingPolicyResult:
-        given = _policy_input(input)
+        given = policy_input_of(input, input.account_external_id)
         result = await _write(
             info, "setPricingPolicy", given, lambda s: policies.set_policy(s, given)
         )

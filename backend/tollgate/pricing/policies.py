@@ -1,8 +1,7 @@
 """Pricing policies: the global default and per-account overrides, set, cleared and resolved.
 
-The policy for an account is its own, else the global default, else the built-in PASSTHROUGH
-without a platform fee. Plans will slot in between the account's own and the global default:
-rows with scope PLAN and a `plan_id` are reserved for that (see `resolve`).
+The policy for an account is its own, else its plan version's, else the global default, else the
+built-in PASSTHROUGH without a platform fee (see `resolve`).
 """
 
 from __future__ import annotations
@@ -21,15 +20,16 @@ from tollgate.pricing.charge import FIXED_PER_CALL, MULTIPLIER, PER_MODEL, Polic
 from tollgate.pricing.models import PricingPolicy
 from tollgate.pricing.policy_input import PolicyInput, build_policy, rules_from_json, rules_json
 from tollgate.pricing.validation import plain, storable
+from tollgate.subscriptions.current import plan_contents
 
-ACCOUNT, GLOBAL, BUILT_IN = "ACCOUNT", "GLOBAL", "BUILT_IN"
+ACCOUNT, PLAN, GLOBAL, BUILT_IN = "ACCOUNT", "PLAN", "GLOBAL", "BUILT_IN"
 BUILT_IN_POLICY = Policy()
 
 
 @dataclass(frozen=True)
 class EffectivePolicy:
     policy: Policy
-    scope: str  # ACCOUNT, GLOBAL or BUILT_IN
+    scope: str  # ACCOUNT, PLAN, GLOBAL or BUILT_IN
     account_external_id: str | None = None
     updated_at: datetime | None = None
 
@@ -53,10 +53,12 @@ def policy_of(row: PricingPolicy) -> Policy:
     )
 
 
-def resolve(own: Policy | None, default: Policy | None) -> tuple[Policy, str]:
-    """The one place that says which policy wins (a plan's will go between the two)."""
+def resolve(own: Policy | None, plan: Policy | None, default: Policy | None) -> tuple[Policy, str]:
+    """The one place that says which policy wins."""
     if own is not None:
         return own, ACCOUNT
+    if plan is not None:
+        return plan, PLAN
     if default is not None:
         return default, GLOBAL
     return BUILT_IN_POLICY, BUILT_IN
@@ -105,15 +107,18 @@ async def effective_policy(
     if isinstance(account, AccountNotFound):
         return account
     own = await _row(session, account.id) if account is not None else None
+    plan = (await plan_contents(session, [account.id])).get(account.id) if account else None
     default = await _row(session, None)
-    row = own or default
     policy, scope = resolve(
-        policy_of(own) if own else None, policy_of(default) if default else None
+        policy_of(own) if own else None,
+        plan.policy if plan else None,
+        policy_of(default) if default else None,
     )
+    row = own if scope == ACCOUNT else default if scope == GLOBAL else None
     return EffectivePolicy(
         policy=policy,
         scope=scope,
-        account_external_id=account_external_id if scope == ACCOUNT else None,
+        account_external_id=account_external_id if scope in (ACCOUNT, PLAN) else None,
         updated_at=row.updated_at if row else None,
     )
 
@@ -159,10 +164,16 @@ async def clear_policy(
     return await effective_policy(session, account_external_id)
 
 
-async def all_policies(session: AsyncSession) -> tuple[Policy | None, dict[int, Policy]]:
-    """The global default and every account's own policy, for the in-memory cache."""
+async def all_policies(
+    session: AsyncSession,
+) -> tuple[Policy | None, dict[int, Policy], dict[int, Policy]]:
+    """The global default, every account's own policy and every subscriber's plan policy, for
+    the in-memory cache."""
     default: Policy | None = None
     by_account: dict[int, Policy] = {}
+    by_plan = {
+        a: c.policy for a, c in (await plan_contents(session)).items() if c.policy is not None
+    }
     for row in await session.scalars(
         select(PricingPolicy).where(PricingPolicy.scope.in_((GLOBAL, ACCOUNT)))
     ):
@@ -170,4 +181,4 @@ async def all_policies(session: AsyncSession) -> tuple[Policy | None, dict[int, 
             default = policy_of(row)
         elif row.account_id is not None:
             by_account[row.account_id] = policy_of(row)
-    return default, by_account
+    return default, by_account, by_plan

@@ -218,3 +218,30 @@ def rules_from_json(
             for r in time_rules
         ),
     )
+
+
+def policy_json(policy: Policy) -> dict[str, Any]:
+    """A policy as JSON (decimals as strings), e.g. inside a plan version."""
+    model_rules, time_rules = rules_json(policy)
+    return {
+        "kind": policy.kind,
+        "multiplier": str(plain(policy.multiplier)),
+        "fixed_per_call_usd": str(plain(policy.fixed_per_call_usd)),
+        "default_markup": str(plain(policy.default_markup)),
+        "platform_fee_usd": str(plain(policy.platform_fee_usd)),
+        "model_rules": model_rules,
+        "time_rules": time_rules,
+    }
+
+
+def policy_from_json(data: dict[str, Any]) -> Policy:
+    model_rules, time_rules = rules_from_json(data["model_rules"], data["time_rules"])
+    return Policy(
+        kind=data["kind"],
+        multiplier=Decimal(data["multiplier"]),
+        fixed_per_call_usd=Decimal(data["fixed_per_call_usd"]),
+        default_markup=Decimal(data["default_markup"]),
+        platform_fee_usd=Decimal(data["platform_fee_usd"]),
+        model_rules=model_rules,
+        time_rules=time_rules,
+    )

@@ -1,0 +1,1 @@
+"""What is owed: open invoice lines and pending payments, settled by the payment providers."""

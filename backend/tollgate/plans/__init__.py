@@ -1,0 +1,1 @@
+"""Features, plans with immutable published versions, and token packages."""

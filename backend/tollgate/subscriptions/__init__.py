@@ -1,0 +1,1 @@
+"""Subscriptions to plan versions: subscribe, change with proration, cancel, renew."""
