@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
-import { AdminApp, AccountPage, AccountsPage, ControlsPage, PricingPage } from './pages.mjs';
+import { AdminApp, AccountPage, AccountsPage, ControlsPage, PlansPage, PricingPage } from './pages.mjs';
 
 const baseUrl = process.env.TOLLGATE_URL ?? 'http://127.0.0.1:8765';
 const email = process.env.ADMIN_EMAIL ?? 'owner@example.com';
@@ -90,6 +90,12 @@ try {
   await new PricingPage(app).addModelPrice({ provider: 'openai', model, input: '2.50', output: '10' });
   await app.shot('03-pricing');
 
+  step('create a plan and publish it');
+  const planCode = `e2e-pro-${Date.now()}`;
+  await app.nav('Plans & features');
+  await new PlansPage(app).createAndPublish({ code: planCode, name: 'E2E Pro', monthly: '19.00', credits: 5000 });
+  await app.shot('03b-plan');
+
   step('create an account and grant credits');
   await app.nav('Accounts');
   await new AccountsPage(app).create(account, 'Ada Lovelace');
@@ -157,6 +163,15 @@ try {
   await page.getByText('Policy saved.').waitFor();
   await page.getByText('× 1.5').waitFor();
   await app.shot('03-pricing');
+
+  step('subscribe the account to the plan');
+  await app.nav('Subscriptions');
+  const subscribe = page.getByRole('form', { name: 'Subscribe an account' });
+  await subscribe.getByLabel('Account (external id)').fill(account);
+  await subscribe.getByLabel('Plan').selectOption(planCode);
+  await subscribe.getByRole('button', { name: 'Subscribe' }).click();
+  await app.waitForText(page.getByTestId('subscription-status'), (t) => t === 'Active' || t === 'Trial', 'subscription status');
+  await app.shot('03c-subscription');
 
   step('alerts, audit log, keys and providers');
   await app.nav('Alerts');

@@ -136,3 +136,29 @@ export class ControlsPage {
     await page.locator(`[role="switch"][aria-checked="${on}"]`).waitFor();
   }
 }
+
+export class PlansPage {
+  constructor(app) {
+    this.app = app;
+    this.page = app.page;
+  }
+
+  /** Creates a plan with a draft version 1 and publishes it. */
+  async createAndPublish({ code, name, monthly, credits }) {
+    const page = this.page;
+    await page.getByRole('button', { name: 'New plan' }).click();
+    const form = page.getByRole('form', { name: 'New plan' });
+    await form.getByLabel('Plan code', { exact: true }).fill(code);
+    await form.getByLabel('Name', { exact: true }).fill(name);
+    await form.getByLabel('Amount').first().fill('19.999');
+    await form.getByRole('button', { name: 'Create plan with a draft' }).click();
+    await form.getByText(/An amount such as 19.00/).waitFor();
+    await form.getByLabel('Amount').first().fill(monthly);
+    await form.getByLabel('Credits per period').fill(String(credits));
+    await form.getByRole('button', { name: 'Create plan with a draft' }).click();
+    await page.getByRole('heading', { name: 'Draft version 1' }).waitFor();
+    await page.getByRole('button', { name: 'Publish…' }).click();
+    await page.getByRole('group', { name: 'Publish the draft' }).getByRole('button', { name: 'Publish version 1' }).click();
+    await page.getByText('Version 1 is published').waitFor();
+  }
+}

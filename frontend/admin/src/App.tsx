@@ -17,6 +17,10 @@ import { AuditScreen } from './screens/Audit';
 import { KeysScreen } from './screens/Keys';
 import { ProvidersScreen } from './screens/Providers';
 import { UsersScreen } from './screens/Users';
+import { PlansScreen } from './screens/plans/PlansScreen';
+import { PlanDetailScreen } from './screens/plans/PlanDetail';
+import { SubscriptionsScreen } from './screens/subscriptions/SubscriptionsScreen';
+import { SubscriptionDetailScreen } from './screens/subscriptions/SubscriptionDetail';
 
 export function App() {
   const { state } = useAuth();
@@ -51,6 +55,10 @@ function SignedIn({ session }: { session: Session }) {
             <Route path="accounts" element={<AccountsScreen />} />
             <Route path="accounts/:externalId" element={<AccountDetailScreen />} />
             <Route path="pricing" element={<PricingScreen />} />
+            <Route path="plans" element={<PlansScreen />} />
+            <Route path="plans/:code" element={<PlanDetailScreen />} />
+            <Route path="subscriptions" element={<SubscriptionsScreen />} />
+            <Route path="subscriptions/:accountExternalId" element={<SubscriptionDetailScreen />} />
             <Route path="controls" element={<ControlsScreen />} />
             <Route path="alerts" element={<AlertsScreen />} />
             <Route path="audit" element={<AuditScreen />} />

@@ -6,6 +6,8 @@ const NAV: [string, string, boolean?][] = [
   ['/', 'Overview'],
   ['/accounts', 'Accounts'],
   ['/pricing', 'Models & pricing'],
+  ['/plans', 'Plans & features'],
+  ['/subscriptions', 'Subscriptions'],
   ['/controls', 'Controls'],
   ['/alerts', 'Alerts'],
   ['/audit', 'Audit log'],

@@ -1,5 +1,6 @@
 import {
   createContext,
+  useCallback,
   useContext,
   useEffect,
   useMemo,
@@ -18,9 +19,19 @@ interface LiveApi {
   ws: WsClient;
   /** Bumped whenever an alert is raised, so alert lists refresh. */
   alertsVersion: number;
+  /** A subscription failed: when the server has no subscriptions at all, say so everywhere. */
+  report: (error: unknown) => void;
 }
 
 const LiveContext = createContext<LiveApi | null>(null);
+
+/** The server's schema has no Subscription type: nothing will ever stream. */
+function noSubscriptions(error: unknown): boolean {
+  return (
+    Array.isArray(error) &&
+    error.some((e: { message?: unknown }) => typeof e?.message === 'string' && e.message.includes('not supported by the schema'))
+  );
+}
 
 function describe(error: unknown): string {
   if (Array.isArray(error)) {
@@ -66,7 +77,13 @@ export function LiveProvider({ ws, children }: { ws: WsClient; children: ReactNo
     };
   }, [ws]);
 
-  const api = useMemo(() => ({ status, reason, ws, alertsVersion }), [status, reason, ws, alertsVersion]);
+  const report = useCallback((error: unknown) => {
+    if (!noSubscriptions(error)) return;
+    setStatus('unavailable');
+    setReason(describe(error));
+  }, []);
+
+  const api = useMemo(() => ({ status, reason, ws, alertsVersion, report }), [status, reason, ws, alertsVersion, report]);
   return <LiveContext.Provider value={api}>{children}</LiveContext.Provider>;
 }
 
@@ -89,7 +106,7 @@ export function useLiveRefresh(
   refresh: () => void,
   onData?: (data: Record<string, unknown>) => void,
 ): boolean {
-  const { status, ws } = useLive();
+  const { status, ws, report } = useLive();
   const [failed, setFailed] = useState(false);
   const refreshRef = useRef(refresh);
   refreshRef.current = refresh;
@@ -108,6 +125,7 @@ export function useLiveRefresh(
         next: (result) => {
           if (result.errors?.length) {
             setFailed(true);
+            report(result.errors);
             return;
           }
           if (result.data) onDataRef.current?.(result.data as Record<string, unknown>);
@@ -115,7 +133,10 @@ export function useLiveRefresh(
           window.clearTimeout(timer);
           timer = window.setTimeout(() => refreshRef.current(), 150);
         },
-        error: () => setFailed(true),
+        error: (error) => {
+          setFailed(true);
+          report(error);
+        },
         complete: () => undefined,
       },
     );
@@ -123,8 +144,7 @@ export function useLiveRefresh(
       window.clearTimeout(timer);
       unsubscribe();
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps -- keyed by the variables' JSON
-  }, [status, ws, query, key]);
+  }, [status, ws, query, key, report]);
 
   useEffect(() => {
     if (streaming) return;
