@@ -52,26 +52,42 @@ export function LiveProvider({ ws, children }: { ws: WsClient; children: ReactNo
 
   useEffect(() => {
     let settled = false;
+    let unsubscribe = () => undefined as void;
     const offConnected = ws.on('connected', () => {
       // The server validates a subscription as it starts: if nothing failed by then, it is live.
       window.setTimeout(() => {
-        if (!settled) setStatus('live');
+        if (settled) return;
+        settled = true;
+        setStatus('live');
       }, 800);
     });
-    const unsubscribe = ws.subscribe(
-      { query: ALERT_RAISED },
-      {
-        next: () => setAlertsVersion((v) => v + 1),
-        error: (error) => {
-          settled = true;
-          setStatus('unavailable');
-          setReason(describe(error));
+    // No answer at all (a proxy that drops WebSockets): say so rather than "connecting" forever.
+    const giveUp = window.setTimeout(() => {
+      if (settled) return;
+      settled = true;
+      setStatus('unavailable');
+      setReason('the live connection did not answer');
+    }, 10_000);
+    // Subscribing on the next tick lets a mount that is undone at once (React's strict mode)
+    // leave no half-open subscription behind.
+    const start = window.setTimeout(() => {
+      unsubscribe = ws.subscribe(
+        { query: ALERT_RAISED },
+        {
+          next: () => setAlertsVersion((v) => v + 1),
+          error: (error) => {
+            settled = true;
+            setStatus('unavailable');
+            setReason(describe(error));
+          },
+          complete: () => undefined,
         },
-        complete: () => undefined,
-      },
-    );
+      );
+    }, 0);
     return () => {
       settled = true;
+      window.clearTimeout(start);
+      window.clearTimeout(giveUp);
       offConnected();
       unsubscribe();
     };

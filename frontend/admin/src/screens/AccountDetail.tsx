@@ -11,6 +11,7 @@ import { AccountControlsForm } from '../components/AccountControls';
 import { BoostForm, DeductForm, GrantForm, RefundForm, TransferForm } from './account/LedgerForms';
 import { LimitsSection } from './account/Limits';
 import { ApiKeysSection } from './account/ApiKeys';
+import { PlanSection } from './account/PlanSection';
 import {
   addMonths,
   countOf,
@@ -251,6 +252,8 @@ export function AccountDetailScreen() {
                   </p>
                 </section>
               </div>
+
+              <PlanSection accountExternalId={externalId} onPurchased={refresh} />
 
               <UsageSection accountExternalId={externalId} />
 
