@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useRef } from 'react';
+import { lazy, useEffect, useMemo, useRef } from 'react';
 import { Provider } from 'urql';
 import { Navigate, Route, Routes } from 'react-router';
 import { useAuth, type Session } from './auth/session';
@@ -7,20 +7,22 @@ import { LiveProvider } from './live/live';
 import { Layout } from './components/Layout';
 import { Loading } from './components/states';
 import { LoginScreen } from './screens/Login';
-import { OverviewScreen } from './screens/Overview';
-import { AccountsScreen } from './screens/Accounts';
-import { AccountDetailScreen } from './screens/AccountDetail';
-import { PricingScreen } from './screens/Pricing';
-import { ControlsScreen } from './screens/Controls';
-import { AlertsScreen } from './screens/Alerts';
-import { AuditScreen } from './screens/Audit';
-import { KeysScreen } from './screens/Keys';
-import { ProvidersScreen } from './screens/Providers';
-import { UsersScreen } from './screens/Users';
-import { PlansScreen } from './screens/plans/PlansScreen';
-import { PlanDetailScreen } from './screens/plans/PlanDetail';
-import { SubscriptionsScreen } from './screens/subscriptions/SubscriptionsScreen';
-import { SubscriptionDetailScreen } from './screens/subscriptions/SubscriptionDetail';
+
+// Screens load on first visit: the sign-in page and the shell stay small.
+const OverviewScreen = lazy(() => import('./screens/Overview').then((m) => ({ default: m.OverviewScreen })));
+const AccountsScreen = lazy(() => import('./screens/Accounts').then((m) => ({ default: m.AccountsScreen })));
+const AccountDetailScreen = lazy(() => import('./screens/AccountDetail').then((m) => ({ default: m.AccountDetailScreen })));
+const PricingScreen = lazy(() => import('./screens/Pricing').then((m) => ({ default: m.PricingScreen })));
+const ControlsScreen = lazy(() => import('./screens/Controls').then((m) => ({ default: m.ControlsScreen })));
+const AlertsScreen = lazy(() => import('./screens/Alerts').then((m) => ({ default: m.AlertsScreen })));
+const AuditScreen = lazy(() => import('./screens/Audit').then((m) => ({ default: m.AuditScreen })));
+const KeysScreen = lazy(() => import('./screens/Keys').then((m) => ({ default: m.KeysScreen })));
+const ProvidersScreen = lazy(() => import('./screens/Providers').then((m) => ({ default: m.ProvidersScreen })));
+const UsersScreen = lazy(() => import('./screens/Users').then((m) => ({ default: m.UsersScreen })));
+const PlansScreen = lazy(() => import('./screens/plans/PlansScreen').then((m) => ({ default: m.PlansScreen })));
+const PlanDetailScreen = lazy(() => import('./screens/plans/PlanDetail').then((m) => ({ default: m.PlanDetailScreen })));
+const SubscriptionsScreen = lazy(() => import('./screens/subscriptions/SubscriptionsScreen').then((m) => ({ default: m.SubscriptionsScreen })));
+const SubscriptionDetailScreen = lazy(() => import('./screens/subscriptions/SubscriptionDetail').then((m) => ({ default: m.SubscriptionDetailScreen })));
 
 export function App() {
   const { state } = useAuth();

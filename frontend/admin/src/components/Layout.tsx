@@ -1,6 +1,8 @@
+import { Suspense } from 'react';
 import { NavLink, Outlet, useNavigate } from 'react-router';
 import { useAuth, useSession } from '../auth/session';
 import { useLive, POLL_MS } from '../live/live';
+import { Loading } from './states';
 
 const NAV: [string, string, boolean?][] = [
   ['/', 'Overview'],
@@ -80,7 +82,9 @@ export function Layout() {
         {user.role === 'ANALYST' ? (
           <p className="readonly-note">You have the analyst role: you can see everything and change nothing.</p>
         ) : null}
-        <Outlet />
+        <Suspense fallback={<Loading what="the page" />}>
+          <Outlet />
+        </Suspense>
       </main>
     </div>
   );
