@@ -172,7 +172,30 @@ export function AccountDetailScreen() {
               {canWrite ? (
                 <section className="card" aria-labelledby="actions-title">
                   <h2 id="actions-title">Credits</h2>
-                  <div role="tablist" aria-label="Credit operations" className="tabs">
+                  <div
+                    role="tablist"
+                    aria-label="Credit operations"
+                    className="tabs"
+                    onKeyDown={(event) => {
+                      // Arrow keys move between tabs (the WAI-ARIA tabs pattern).
+                      const index = TABS.findIndex(([key]) => key === tab);
+                      const next =
+                        event.key === 'ArrowRight'
+                          ? (index + 1) % TABS.length
+                          : event.key === 'ArrowLeft'
+                            ? (index - 1 + TABS.length) % TABS.length
+                            : event.key === 'Home'
+                              ? 0
+                              : event.key === 'End'
+                                ? TABS.length - 1
+                                : -1;
+                      const target = TABS[next];
+                      if (!target) return;
+                      event.preventDefault();
+                      setTab(target[0]);
+                      document.getElementById(`tab-${target[0]}`)?.focus();
+                    }}
+                  >
                     {TABS.map(([key, label]) => (
                       <button
                         key={key}
@@ -181,6 +204,7 @@ export function AccountDetailScreen() {
                         id={`tab-${key}`}
                         aria-selected={tab === key}
                         aria-controls={`panel-${key}`}
+                        tabIndex={tab === key ? 0 : -1}
                         className={tab === key ? 'active' : undefined}
                         onClick={() => setTab(key)}
                       >
