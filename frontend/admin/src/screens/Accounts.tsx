@@ -6,6 +6,7 @@ import { usePermissions } from '../auth/session';
 import { QueryState, Empty, ErrorNotice, Loading } from '../components/states';
 import { applyFailure, failureOf, FormError, TextField, type FieldErrors } from '../components/forms';
 import { formatCredits, formatDateTime, parseWhole } from '../lib/format';
+import { GrantForm } from './account/LedgerForms';
 
 const AccountsQuery = graphql(`
   query Accounts($search: String, $first: Int!, $after: String) {
@@ -225,6 +226,7 @@ function CreateAccountForm() {
 function Organizations() {
   const [result, reexecute] = useQuery({ query: OrganizationsQuery, variables: { first: 100, after: null } });
   const { canWrite } = usePermissions();
+  const [granting, setGranting] = useState<string | null>(null);
   return (
     <section className="card">
       <h2>Organisations</h2>
@@ -244,7 +246,17 @@ function Organizations() {
               <tbody>
                 {data.organizations.nodes.map((o) => (
                   <tr key={o.id}>
-                    <td>{o.externalId}</td>
+                    <td>
+                      {o.externalId}
+                      {canWrite ? (
+                        <>
+                          {' '}
+                          <button type="button" className="small" onClick={() => setGranting(o.externalId)}>
+                            Add credits…
+                          </button>
+                        </>
+                      ) : null}
+                    </td>
                     <td>{o.name || '—'}</td>
                     <td className="num">{formatCredits(o.balance.available)}</td>
                     <td className="num">{o.memberCap === null || o.memberCap === undefined ? 'No cap' : formatCredits(o.memberCap)}</td>
@@ -258,6 +270,15 @@ function Organizations() {
           )
         }
       </QueryState>
+      {canWrite && granting ? (
+        <div className="boxed">
+          <h3>Credits for the pool of {granting}</h3>
+          <GrantForm key={granting} organizationExternalId={granting} onDone={() => reexecute({ requestPolicy: 'network-only' })} />
+          <button type="button" onClick={() => setGranting(null)}>
+            Close
+          </button>
+        </div>
+      ) : null}
       {canWrite ? <CreateOrganizationForm onDone={() => reexecute({ requestPolicy: 'network-only' })} /> : null}
     </section>
   );

@@ -194,7 +194,16 @@ function Shell({
   );
 }
 
-export function GrantForm({ accountExternalId, onDone }: { accountExternalId: string; onDone: () => void }) {
+/** A grant to an account, or (with organizationExternalId) to an organisation's shared pool. */
+export function GrantForm({
+  accountExternalId,
+  organizationExternalId,
+  onDone,
+}: {
+  accountExternalId?: string;
+  organizationExternalId?: string;
+  onDone: () => void;
+}) {
   const form = useLedgerForm({ amount: '', source: 'ADJUSTMENT', reason: '', expiresAt: '', priority: '100' }, 'admin-grant');
   const [state, grant] = useMutation(GrantCredits);
   const { values } = form;
@@ -218,7 +227,8 @@ export function GrantForm({ accountExternalId, onDone }: { accountExternalId: st
     const amount = parseWhole(values.amount) ?? 0n;
     const result = await grant({
       input: {
-        accountExternalId,
+        accountExternalId: accountExternalId ?? null,
+        organizationExternalId: organizationExternalId ?? null,
         amount: amount.toString(),
         source: values.source as GrantSource,
         idempotencyKey: form.reviewKey ?? newIdempotencyKey('admin-grant'),
@@ -243,7 +253,11 @@ export function GrantForm({ accountExternalId, onDone }: { accountExternalId: st
   return (
     <Shell
       title="Grant"
-      description="Add credits to this account as a new grant."
+      description={
+        organizationExternalId
+          ? "Add credits to the organisation's shared pool; its members draw on it."
+          : 'Add credits to this account as a new grant.'
+      }
       form={form}
       onSubmit={submit}
       confirm={
@@ -254,7 +268,7 @@ export function GrantForm({ accountExternalId, onDone }: { accountExternalId: st
           onConfirm={() => void confirm()}
           confirmLabel="Grant credits"
           rows={[
-            ['Account', accountExternalId],
+            organizationExternalId ? ['Organisation pool', organizationExternalId] : ['Account', accountExternalId ?? ''],
             ['Credits', formatCredits(parseWhole(values.amount) ?? 0n)],
             ['Source', SOURCE_LABEL[values.source as GrantSource]],
             ['Expires', values.expiresAt ? formatDateTime(fromLocalInput(values.expiresAt)) : 'Never'],
