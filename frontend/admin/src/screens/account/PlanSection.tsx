@@ -24,6 +24,7 @@ const AccountPlanDoc = graphql(`
       cancelAtPeriodEnd
     }
     tokenPackages { code name credits prices { currency amountMinor } validityDays availableToPlans }
+    invoiceLines(accountExternalId: $id) { id kind status description currency amountMinor createdAt }
   }
 `);
 
@@ -66,6 +67,7 @@ export function PlanSection({ accountExternalId, onPurchased }: { accountExterna
                   No subscription. <Link to="/subscriptions">Subscribe this account to a plan</Link>.
                 </p>
               )}
+              <InvoiceLines lines={data.invoiceLines} />
               {canWrite ? (
                 <BuyPackage
                   accountExternalId={accountExternalId}
@@ -182,5 +184,57 @@ function BuyPackage({ accountExternalId, packages, onDone }: { accountExternalId
         </form>
       )}
     </div>
+  );
+}
+
+interface InvoiceLineRow {
+  id: string;
+  kind: string;
+  status: string;
+  description: string;
+  currency: string;
+  amountMinor: number | string;
+  createdAt: string;
+}
+
+const SHOWN_LINES = 5;
+
+/** What the account owes or is owed: plan periods, prorations, package purchases. */
+function InvoiceLines({ lines }: { lines: InvoiceLineRow[] }) {
+  const [all, setAll] = useState(false);
+  if (!lines.length) return <p className="hint">Nothing billed to this account yet.</p>;
+  const newest = [...lines].reverse();
+  const shown = all ? newest : newest.slice(0, SHOWN_LINES);
+  return (
+    <>
+      <h3>Billing</h3>
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Created</th>
+            <th scope="col">Description</th>
+            <th scope="col">Status</th>
+            <th scope="col" className="num">Amount</th>
+          </tr>
+        </thead>
+        <tbody>
+          {shown.map((l) => (
+            <tr key={l.id}>
+              <td>{formatDateTime(l.createdAt)}</td>
+              <td>
+                {l.description} <small className="muted">{l.kind.toLowerCase().replace(/_/g, ' ')}</small>
+              </td>
+              <td>{l.status.toLowerCase()}</td>
+              <td className="num">{formatMinor(l.amountMinor, l.currency)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {lines.length > SHOWN_LINES ? (
+        <button type="button" className="small" onClick={() => setAll((v) => !v)}>
+          {all ? 'Show the newest only' : `Show all ${lines.length} lines`}
+        </button>
+      ) : null}
+    </>
   );
 }

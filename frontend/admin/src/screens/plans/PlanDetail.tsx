@@ -1,20 +1,22 @@
 import { useState, type FormEvent } from 'react';
 import { Link, useParams } from 'react-router';
-import { useMutation, useQuery } from 'urql';
-import type { MigrationTiming, PlanVersionFieldsFragment, PublishMigration } from '../../gql/graphql';
+import { useClient, useMutation, useQuery } from 'urql';
+import type { BillingCycle, MigrationTiming, PlanVersionFieldsFragment, PublishMigration } from '../../gql/graphql';
 import { usePermissions } from '../../auth/session';
 import { Empty, QueryState } from '../../components/states';
-import { applyFailure, ConfirmPanel, failureOf, FormError, FormSuccess, SelectField, type FieldErrors } from '../../components/forms';
+import { applyFailure, ConfirmPanel, failureOf, FormError, FormSuccess, SelectField, TextField, type FieldErrors } from '../../components/forms';
 import { formatDateTime } from '../../lib/format';
+import { formatMinor } from '../../lib/money';
 import {
   ArchivePlanDoc,
   CreatePlanVersionDoc,
   MigrateSubscribersDoc,
   PlanDoc,
+  PriceForDoc,
   PublishPlanVersionDoc,
   UpdatePlanVersionDoc,
 } from './documents';
-import { draftOf, summarize, toInput, type FeatureInfo, type VersionDraft } from './version';
+import { CYCLE_LABEL, draftOf, summarize, toInput, type FeatureInfo, type VersionDraft } from './version';
 import { VersionEditor } from './VersionEditor';
 
 const MIGRATIONS: { value: PublishMigration; label: string }[] = [
@@ -145,6 +147,7 @@ export function PlanDetailScreen() {
                   </section>
                 ) : null
               ) : null}
+              {published.length ? <PriceForCountry planCode={plan.code} /> : null}
               {canWrite && published.length > 1 ? <MigrateSection versions={published} onDone={refresh} /> : null}
             </>
           );
@@ -388,6 +391,47 @@ function MigrateSection({ versions, onDone }: { versions: PlanVersionFieldsFragm
           </button>
         </div>
       )}
+    </section>
+  );
+}
+
+/** What a customer in a country pays: the regional price, else the default currency's. */
+function PriceForCountry({ planCode }: { planCode: string }) {
+  const client = useClient();
+  const [cycle, setCycle] = useState<BillingCycle>('MONTHLY');
+  const [country, setCountry] = useState('');
+  const [error, setError] = useState<string | undefined>();
+  const [answer, setAnswer] = useState<string | null>(null);
+
+  async function submit(event: FormEvent) {
+    event.preventDefault();
+    setAnswer(null);
+    if (country.trim() && !/^[A-Za-z]{2}$/.test(country.trim())) return setError('An ISO 3166 code such as PL, or empty.');
+    setError(undefined);
+    const code = country.trim().toUpperCase() || null;
+    const result = await client.query(PriceForDoc, { planCode, cycle, country: code }, { requestPolicy: 'network-only' }).toPromise();
+    if (result.error) return setError(result.error.message);
+    const price = result.data?.priceFor;
+    const failure = failureOf(price, ['ResolvedPrice']);
+    if (failure) return setError(failure.message);
+    if (price?.__typename === 'ResolvedPrice') {
+      setAnswer(
+        `${formatMinor(price.amountMinor, price.currency)} ${CYCLE_LABEL[price.cycle].toLowerCase()}${
+          price.regional ? ` (regional price${price.country ? ` for ${price.country}` : ''})` : ' (the default currency’s price)'
+        }.`,
+      );
+    }
+  }
+
+  return (
+    <section className="card" aria-labelledby="price-for-title">
+      <h2 id="price-for-title">Price for a country</h2>
+      <form onSubmit={(e) => void submit(e)} noValidate className="inline-form" aria-label="Price for a country">
+        <SelectField label="Cycle" value={cycle} options={Object.entries(CYCLE_LABEL).map(([value, label]) => ({ value, label }))} onValue={(v) => setCycle(v as BillingCycle)} />
+        <TextField label="Country" value={country} error={error} onValue={setCountry} hint="ISO 3166, e.g. PL; empty: no country." />
+        <button type="submit">Show the price</button>
+      </form>
+      <FormSuccess message={answer} />
     </section>
   );
 }

@@ -183,3 +183,14 @@ export const UpsertTokenPackageDoc = graphql(`
     }
   }
 `);
+
+export const PriceForDoc = graphql(`
+  query PriceFor($planCode: String!, $cycle: BillingCycle!, $country: String) {
+    priceFor(planCode: $planCode, cycle: $cycle, country: $country) {
+      __typename
+      ... on ResolvedPrice { currency amountMinor country regional cycle }
+      ... on NotFound { missingId: id message }
+      ... on ValidationFailed { field message }
+    }
+  }
+`);
