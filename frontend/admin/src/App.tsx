@@ -12,6 +12,7 @@ import { LoginScreen } from './screens/Login';
 const OverviewScreen = lazy(() => import('./screens/Overview').then((m) => ({ default: m.OverviewScreen })));
 const AccountsScreen = lazy(() => import('./screens/Accounts').then((m) => ({ default: m.AccountsScreen })));
 const AccountDetailScreen = lazy(() => import('./screens/AccountDetail').then((m) => ({ default: m.AccountDetailScreen })));
+const UsageScreen = lazy(() => import('./screens/Usage').then((m) => ({ default: m.UsageScreen })));
 const PricingScreen = lazy(() => import('./screens/Pricing').then((m) => ({ default: m.PricingScreen })));
 const ControlsScreen = lazy(() => import('./screens/Controls').then((m) => ({ default: m.ControlsScreen })));
 const AlertsScreen = lazy(() => import('./screens/Alerts').then((m) => ({ default: m.AlertsScreen })));
@@ -56,6 +57,7 @@ function SignedIn({ session }: { session: Session }) {
             <Route index element={<OverviewScreen />} />
             <Route path="accounts" element={<AccountsScreen />} />
             <Route path="accounts/:externalId" element={<AccountDetailScreen />} />
+            <Route path="usage" element={<UsageScreen />} />
             <Route path="pricing" element={<PricingScreen />} />
             <Route path="plans" element={<PlansScreen />} />
             <Route path="plans/:code" element={<PlanDetailScreen />} />

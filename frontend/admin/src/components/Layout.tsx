@@ -7,6 +7,7 @@ import { Loading } from './states';
 const NAV: [string, string, boolean?][] = [
   ['/', 'Overview'],
   ['/accounts', 'Accounts'],
+  ['/usage', 'Usage'],
   ['/pricing', 'Models & pricing'],
   ['/plans', 'Plans & features'],
   ['/subscriptions', 'Subscriptions'],
