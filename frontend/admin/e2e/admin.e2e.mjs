@@ -182,6 +182,15 @@ try {
   await app.shot('07-audit');
   await app.nav('Admin keys');
   await app.shot('08-keys');
+  await app.nav('Usage');
+  await page.getByRole('cell', { name: model }).first().waitFor();
+  await app.shot('12-usage');
+  await app.nav('Accounts');
+  await page.getByRole('link', { name: account }).waitFor();
+  await app.shot('13-accounts');
+  await app.nav('Subscriptions');
+  await page.getByRole('link', { name: account }).waitFor();
+  await app.shot('14-subscriptions');
   await app.nav('Providers');
   await app.shot('09-providers');
 
