@@ -84,7 +84,7 @@ export function ControlsScreen() {
                     </tbody>
                   </table>
                 ) : (
-                  <Empty>Every account runs normally.</Empty>
+                  <Empty>No account has its own stop, exemption or suspension.</Empty>
                 )}
                 <form
                   className="toolbar"
