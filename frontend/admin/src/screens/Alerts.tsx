@@ -26,7 +26,7 @@ export function AlertsScreen() {
   return (
     <section>
       <h1>Alerts</h1>
-      <p className="hint">Limit warnings and blocks, low balances and emergency stops, newest first.</p>
+      <p className="hint">Limit warnings and blocks, low balances, emergency stops and plan publications, newest first.</p>
       <form
         className="toolbar"
         onSubmit={(e) => {

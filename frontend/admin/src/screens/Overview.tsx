@@ -71,7 +71,7 @@ const OverviewQuery = graphql(`
       ... on UsageSummary { rows { ...SummaryRowFields } }
     }
     notifications(first: 5) {
-      nodes { id kind accountExternalId subject window createdAt }
+      nodes { id kind accountExternalId subject window createdAt payload }
     }
   }
 `);
