@@ -25,7 +25,8 @@ QUEUE = "tollgate:jobs"
 
 
 async def expire_grants(ctx: dict[str, Any]) -> int:
-    count = await expire_due_grants(ctx["db"], now=datetime.now(UTC))
+    # arq's own connection: it also publishes the balances that changed.
+    count = await expire_due_grants(ctx["db"], now=datetime.now(UTC), redis=ctx.get("redis"))
     if count:
         log.info("expired %d grants", count)
     return count

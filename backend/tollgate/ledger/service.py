@@ -52,6 +52,8 @@ class Booked:
     balance: Balance
     # Transfers: the receiving account's balance.
     counterparty_balance: Balance | None = None
+    # The stored first result of a replayed idempotency key: nothing was booked this time.
+    replayed: bool = False
 
 
 Outcome = Booked | InsufficientCredits
@@ -92,6 +94,7 @@ def _from_response(response: dict[str, Any]) -> Outcome:
         transaction_id=uuid.UUID(response["tx"]),
         balance=Balance(*response["balance"]),
         counterparty_balance=Balance(*other) if other else None,
+        replayed=True,
     )
 
 
