@@ -1,0 +1,30 @@
+"""Who a websocket connection acts for. Every way of authenticating a connection goes here.
+
+Browsers cannot set headers on a websocket, so the admin key comes in the connection_init
+payload: {"authorization": "Bearer tgk_..."}. A session cookie sent with the upgrade request
+would be read here too, from `websocket.cookies`. The same function re-checks a long-lived
+connection, so a revoked key stops streaming.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.requests import Request
+from starlette.websockets import WebSocket
+
+from tollgate.auth.cache import PrincipalCache
+from tollgate.auth.service import Principal, parse_bearer
+
+
+async def authenticate_connection(
+    principals: PrincipalCache, websocket: Request | WebSocket, params: Mapping[str, object]
+) -> Principal | None:
+    """The connection's principal, or None to refuse it."""
+    authorization = params.get("authorization")
+    if not isinstance(authorization, str):
+        return None
+    token = parse_bearer(authorization)
+    if token is None:
+        return None
+    return await principals.authenticate(token)
