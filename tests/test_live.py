@@ -30,6 +30,7 @@ from gql.transport.exceptions import TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
 from graphql import GraphQLError
 from redis.asyncio import Redis
+from strawberry.types import ExecutionResult
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -37,6 +38,7 @@ from tests.conftest import OWNER_KEY, GraphQLClient, new_key
 from tests.helpers import REFUND, create_account, deduct, grant
 from tests.metering_helpers import RECORD, price_model
 from tollgate.api.context import Context
+from tollgate.api.schema import build_schema
 from tollgate.auth import service as auth
 from tollgate.config import Settings
 from tollgate.db import Database
@@ -760,11 +762,10 @@ async def test_expired_grants_change_balances(
         feed.close()
 
 
-async def test_a_revoked_key_stops_its_subscriptions(app: Any, gql: GraphQLClient) -> None:
-    secret = await _made_key(gql, "ANALYST")
+async def _connection(app: Any, secret: str) -> Context:
+    """The context of a websocket whose connection_init carried `secret`."""
     state = app.state
-    params: dict[str, object] = {"authorization": f"Bearer {secret}"}
-    context = Context(
+    return Context(
         db=state.db,
         redis=state.redis,
         settings=state.settings,
@@ -773,8 +774,45 @@ async def test_a_revoked_key_stops_its_subscriptions(app: Any, gql: GraphQLClien
         principals=state.principals,
         principal=await state.principals.authenticate(secret),
         request=None,  # type: ignore[arg-type]
-        connection_params=params,
+        connection_params={"authorization": f"Bearer {secret}"},
+        live=state.live,
+        ticker=state.ticker,
     )
+
+
+async def test_a_finished_subscription_leaves_the_hub(app: Any, redis: Redis) -> None:
+    hub: LiveHub = app.state.live
+    schema = build_schema(introspection=True)
+    stream = await schema.subscribe(
+        "subscription { pricingPublished { planCode version } }",
+        context_value=await _connection(app, OWNER_KEY),
+    )
+    assert not isinstance(stream, ExecutionResult), stream
+    first = asyncio.ensure_future(anext(stream))
+    for _ in range(500):  # until the resolver has subscribed
+        if hub.count():
+            break
+        await asyncio.sleep(0.01)
+    assert hub.count() == 1
+    await publish_pricing_published(
+        redis,
+        {
+            "planCode": "team",
+            "versionId": "v-2",
+            "version": 2,
+            "publishedAt": datetime.now(UTC).isoformat(),
+            "migrate": "IMMEDIATELY",
+        },
+    )
+    result = await asyncio.wait_for(first, WAIT)
+    assert result.data == {"pricingPublished": {"planCode": "team", "version": 2}}
+    await stream.aclose()
+    assert hub.count() == 0
+
+
+async def test_a_revoked_key_stops_its_subscriptions(app: Any, gql: GraphQLClient) -> None:
+    secret = await _made_key(gql, "ANALYST")
+    context = await _connection(app, secret)
     guard = live_graphql._Guard(context)
     guard.checked = 0  # as if RECHECK_SECONDS had passed
     await guard.check()

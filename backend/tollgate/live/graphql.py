@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -189,6 +190,18 @@ async def _events(
                 yield event
 
 
+def _notification(event: dict[str, Any]) -> Notification:
+    return Notification(
+        id=strawberry.ID(event["id"]),
+        kind=NotificationKind(event["kind"]),
+        account_external_id=event["accountExternalId"],
+        subject=event["subject"],
+        window=event["window"],
+        payload=JSON(event["payload"]),
+        created_at=datetime.fromisoformat(event["createdAt"]),
+    )
+
+
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
@@ -198,8 +211,9 @@ class Subscription:
     async def usage_recorded(
         self, info: Info, account_external_id: str | None = None
     ) -> AsyncGenerator[UsageRecorded, None]:
-        async for event in _events(info, USAGE_CHANNEL, account_external_id):
-            yield UsageRecorded.of(event)
+        async with aclosing(_events(info, USAGE_CHANNEL, account_external_id)) as events:
+            async for event in events:
+                yield UsageRecorded.of(event)
 
     @strawberry.subscription(
         permission_classes=READ,
@@ -209,8 +223,9 @@ class Subscription:
     async def balance_changed(
         self, info: Info, account_external_id: str | None = None
     ) -> AsyncGenerator[BalanceChanged, None]:
-        async for event in _events(info, BALANCE_CHANNEL, account_external_id):
-            yield BalanceChanged.of(event)
+        async with aclosing(_events(info, BALANCE_CHANNEL, account_external_id)) as events:
+            async for event in events:
+                yield BalanceChanged.of(event)
 
     @strawberry.subscription(
         permission_classes=READ,
@@ -218,16 +233,9 @@ class Subscription:
         "emergency stops switched on or off.",
     )
     async def alert_raised(self, info: Info) -> AsyncGenerator[Notification, None]:
-        async for event in _events(info, ALERTS_CHANNEL):
-            yield Notification(
-                id=strawberry.ID(event["id"]),
-                kind=NotificationKind(event["kind"]),
-                account_external_id=event["accountExternalId"],
-                subject=event["subject"],
-                window=event["window"],
-                payload=JSON(event["payload"]),
-                created_at=datetime.fromisoformat(event["createdAt"]),
-            )
+        async with aclosing(_events(info, ALERTS_CHANNEL)) as events:
+            async for event in events:
+                yield _notification(event)
 
     @strawberry.subscription(
         permission_classes=READ,
@@ -243,13 +251,15 @@ class Subscription:
         ctx = info.context
         assert ctx.ticker is not None, "the app's lifespan starts the ticker"
         guard = _Guard(ctx)
-        async for totals in ctx.ticker.ticks(interval):
-            await guard.check()
-            yield UsageTick.of(totals)
+        async with aclosing(ctx.ticker.ticks(interval)) as ticks:
+            async for totals in ticks:
+                await guard.check()
+                yield UsageTick.of(totals)
 
     @strawberry.subscription(
         permission_classes=READ, description="Each pricing version of a plan once published."
     )
     async def pricing_published(self, info: Info) -> AsyncGenerator[PricingPublished, None]:
-        async for event in _events(info, PRICING_PUBLISHED_CHANNEL):
-            yield PricingPublished.of(event)
+        async with aclosing(_events(info, PRICING_PUBLISHED_CHANNEL)) as events:
+            async for event in events:
+                yield PricingPublished.of(event)

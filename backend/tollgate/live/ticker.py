@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 KEY_PREFIX = "tollgate:ticker:"
-LAG = 0.5
+LAG = 1.0
 MIN_INTERVAL, MAX_INTERVAL = 1, 60
 # Long enough for the widest window to be read after it ends.
 KEEP_SECONDS = 3 * MAX_INTERVAL
@@ -63,7 +63,7 @@ class UsageTicker:
         self._redis = redis
         self._reads: dict[tuple[int, int], asyncio.Task[Totals]] = {}
 
-    async def ticks(self, interval: int) -> AsyncIterator[Totals]:
+    async def ticks(self, interval: int) -> AsyncGenerator[Totals, None]:
         """One Totals per `interval` seconds, forever, zero when nothing was booked."""
         if not MIN_INTERVAL <= interval <= MAX_INTERVAL:
             raise ValueError(f"interval must be {MIN_INTERVAL}..{MAX_INTERVAL} seconds")
