@@ -702,6 +702,29 @@ async def test_a_revoked_key_cannot_connect(a: GraphQLClient, b: Replica) -> Non
         assert await closed_with(ws) == 4403
 
 
+async def test_a_key_revoked_while_connected_starts_nothing_more(
+    a: GraphQLClient, b: Replica
+) -> None:
+    secret = await _made_key(a, "ADMIN")
+    async with raw(b) as ws:
+        await ws.send(init(secret))
+        assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        await ws.send(json.dumps({**SUBSCRIBE, "id": "before"}))
+        keys = (await a.data("{ adminKeys { id name } }"))["adminKeys"]
+        (made,) = [k for k in keys if k["name"] == "live"]
+        await a.data("mutation($id: ID!) { revokeAdminKey(id: $id) { __typename } }", id=made["id"])
+        # Replica B forgets the key when the revocation's message reaches it.
+        for attempt in range(50):
+            await ws.send(json.dumps({**SUBSCRIBE, "id": f"after-{attempt}"}))
+            try:
+                await asyncio.wait_for(ws.recv(), 0.1)
+            except TimeoutError:
+                continue  # accepted: still waiting for alerts
+            except ConnectionClosed:
+                break
+        assert ws.close_code == 4403
+
+
 async def test_legacy_graphql_ws_protocol_is_refused(b: Replica) -> None:
     async with raw(b, "graphql-ws") as ws:
         assert await closed_with(ws) == 4406

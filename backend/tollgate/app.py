@@ -35,7 +35,7 @@ from tollgate.gateway.service import Gateway, GatewayDeps
 from tollgate.health import healthz
 from tollgate.invalidation import InvalidationBus
 from tollgate.limits.rate import RateLimiter
-from tollgate.live.auth import authenticate_connection
+from tollgate.live.auth import reauthenticate
 from tollgate.live.hub import LiveHub
 from tollgate.live.ticker import UsageTicker
 from tollgate.live.ws import TransportWSHandler
@@ -79,12 +79,8 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """connection_init: a missing, malformed, unknown or revoked key closes 4403."""
-        principal = await authenticate_connection(
-            context.principals, context.request, context.connection_params or {}
-        )
-        if principal is None:
+        if await reauthenticate(context) is None:
             raise ConnectionRejectionError({"message": "a valid admin key is required"})
-        context.principal = principal
         return UNSET  # type: ignore[no-any-return]
 
 

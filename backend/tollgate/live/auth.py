@@ -3,7 +3,7 @@
 Browsers cannot set headers on a websocket, so the admin key comes in the connection_init
 payload: {"authorization": "Bearer tgk_..."}. A session cookie sent with the upgrade request
 would be read here too, from `websocket.cookies`. The same function re-checks a long-lived
-connection, so a revoked key stops streaming.
+connection (`reauthenticate`), so a revoked key neither starts operations nor keeps streaming.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
+from tollgate.api.context import Context
 from tollgate.auth.cache import PrincipalCache
 from tollgate.auth.service import Principal, parse_bearer
 
@@ -28,3 +29,12 @@ async def authenticate_connection(
     if token is None:
         return None
     return await principals.authenticate(token)
+
+
+async def reauthenticate(context: Context) -> Principal | None:
+    """Check a connection's credentials again and keep the answer as its principal. Cheap: the
+    principal cache answers, and forgets a key on every replica as soon as it is revoked."""
+    context.principal = await authenticate_connection(
+        context.principals, context.request, context.connection_params or {}
+    )
+    return context.principal

@@ -24,7 +24,7 @@ from tollgate.auth.service import Role
 from tollgate.ledger import wallets
 from tollgate.ledger.graphql import Balance
 from tollgate.live import ticker
-from tollgate.live.auth import authenticate_connection
+from tollgate.live.auth import reauthenticate
 from tollgate.live.channels import (
     ALERTS_CHANNEL,
     BALANCE_CHANNEL,
@@ -164,15 +164,11 @@ class _Guard:
     async def check(self) -> None:
         if time.monotonic() - self.checked < RECHECK_SECONDS:
             return
-        ctx = self.context
-        principal = await authenticate_connection(
-            ctx.principals, ctx.request, ctx.connection_params or {}
-        )
+        principal = await reauthenticate(self.context)
         if principal is None or principal.role < Role.ANALYST:
             raise GraphQLError(
                 "the connection's key is no longer valid", extensions={"code": "UNAUTHENTICATED"}
             )
-        ctx.principal = principal
         self.checked = time.monotonic()
 
 

@@ -2,7 +2,8 @@
 
 The close codes clients see (strawberry's, per the protocol):
   4400 malformed message · 4401 subscribe before a successful connection_init ·
-  4403 connection_init with a missing, malformed, unknown or revoked key ·
+  4403 connection_init with a missing, malformed, unknown or revoked key, or a subscribe
+       after the connection's key was revoked ·
   4406 any other subprotocol (legacy graphql-ws is off) · 4408 no connection_init in time ·
   4409 an operation id already in use · 4429 a second connection_init.
 Past `max_subscriptions_per_connection` operations the connection stays open: the new one
@@ -20,10 +21,15 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 
 from tollgate.api.context import Context
+from tollgate.live.auth import reauthenticate
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        # Each operation re-checks the key: one revoked since connection_init closes 4403.
+        if self.connection_acknowledged and await reauthenticate(self.context) is None:
+            await self.websocket.close(code=4403, reason="Forbidden")
+            return
         limit = self.max_subscriptions_per_connection
         if (
             self.connection_acknowledged
