@@ -60,9 +60,9 @@ class Settings:
             credit_value_micros=_int("TOLLGATE_CREDIT_VALUE_MICROS", 1_000),
             hold_ttl_seconds=_int("TOLLGATE_HOLD_TTL_SECONDS", 600),
             secret_key=os.environ.get("TOLLGATE_SECRET_KEY") or None,
-            ws_init_timeout_seconds=_float("TOLLGATE_WS_INIT_TIMEOUT_SECONDS", 3.0),
-            ws_max_subscriptions=_int("TOLLGATE_WS_MAX_SUBSCRIPTIONS", 20),
-            live_queue_size=_int("TOLLGATE_LIVE_QUEUE_SIZE", 1_000),
+            ws_init_timeout_seconds=max(0.1, _float("TOLLGATE_WS_INIT_TIMEOUT_SECONDS", 3.0)),
+            ws_max_subscriptions=max(1, _int("TOLLGATE_WS_MAX_SUBSCRIPTIONS", 20)),
+            live_queue_size=max(1, _int("TOLLGATE_LIVE_QUEUE_SIZE", 1_000)),
         )
 
 
