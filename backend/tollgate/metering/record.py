@@ -5,7 +5,8 @@ occurred (or at the provider cost the caller reports), charged under the account
 and booked through the ledger: one DEDUCT per account per batch, drawn in the ledger's order.
 The call has already happened, so an event is always recorded; credits the balance cannot
 cover are kept on the event as `uncollected_credits` and flagged, never booked below zero.
-A replayed `eventId` books nothing and returns the first result.
+A replayed `eventId` books nothing and returns the first result. Once the batch commits, its
+events and the balances it changed are published for live subscribers (tollgate.live).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from tollgate import errors
 from tollgate.apikeys.models import ApiKey
 from tollgate.db import table_of
 from tollgate.ledger.spending import LedgerWriter
-from tollgate.ledger.wallets import Balance, pool_headroom
+from tollgate.ledger.wallets import Balance, LockedWallet, pool_headroom
 from tollgate.limits import rules as limit_rules
 from tollgate.limits import service as limits
 from tollgate.live import channels
@@ -329,7 +330,7 @@ def _live_events(
     outcome: BatchOutcome[Result],
     rows: list[dict[str, Any]],
     chosen: dict[int, subjects.Subject],
-    locked: dict[int, Any],
+    locked: dict[int, LockedWallet],
     member_pool: dict[int, int],
     now: datetime,
 ) -> None:
