@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,7 +53,7 @@ class Booked:
     # Transfers: the receiving account's balance.
     counterparty_balance: Balance | None = None
     # The stored first result of a replayed idempotency key: nothing was booked this time.
-    replayed: bool = False
+    replayed: bool = field(default=False, compare=False)
 
 
 Outcome = Booked | InsufficientCredits

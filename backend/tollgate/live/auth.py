@@ -1,7 +1,8 @@
 """Who a websocket connection acts for. Every way of authenticating a connection goes here.
 
 Browsers cannot set headers on a websocket, so the admin key comes in the connection_init
-payload: {"authorization": "Bearer tgk_..."}. A session cookie sent with the upgrade request
+payload: {"authorization": "Bearer tgk_..."}; other clients may send it as the upgrade
+request's Authorization header instead. A session cookie sent with the upgrade request
 would be read here too, from `websocket.cookies`. The same function re-checks a long-lived
 connection (`reauthenticate`), so a revoked key neither starts operations nor keeps streaming.
 """
@@ -23,6 +24,9 @@ async def authenticate_connection(
 ) -> Principal | None:
     """The connection's principal, or None to refuse it."""
     authorization = params.get("authorization")
+    if authorization is None:
+        # Clients that can set headers may send the key on the upgrade request instead.
+        authorization = websocket.headers.get("authorization")
     if not isinstance(authorization, str):
         return None
     token = parse_bearer(authorization)
