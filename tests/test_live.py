@@ -37,7 +37,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import OWNER_KEY, GraphQLClient, new_key
 from tests.helpers import REFUND, create_account, deduct, grant
-from tests.metering_helpers import RECORD, price_model
+from tests.metering_helpers import RECORD, authorize, price_model
 from tollgate.api.context import Context
 from tollgate.api.schema import build_schema
 from tollgate.auth import service as auth
@@ -255,9 +255,17 @@ ACCOUNT_BALANCE = (
 
 
 async def _model(a: GraphQLClient) -> str:
+    """A priced model replica A's price cache already knows (it reloads on a Redis message)."""
     model = f"live-{new_key()[:8]}"
     await price_model(a, model)
-    return model
+    await create_account(a, f"warm-{model}")
+    for _ in range(100):
+        # Denied for want of credits once the price is known: books nothing.
+        answer = await authorize(a, f"warm-{model}", 1, 1, model=model)
+        if answer["__typename"] != "UnknownModel":
+            return model
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"replica A never learned the price of {model}")
 
 
 async def test_usage_booked_on_one_replica_reaches_subscribers_on_another(
