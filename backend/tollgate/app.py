@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 from starlette.applications import Starlette
@@ -16,7 +16,9 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
 
 from tollgate import crypto, jobs
 from tollgate.api.context import Context
@@ -35,6 +37,10 @@ from tollgate.gateway.service import Gateway, GatewayDeps
 from tollgate.health import healthz
 from tollgate.invalidation import InvalidationBus
 from tollgate.limits.rate import RateLimiter
+from tollgate.live.auth import reauthenticate
+from tollgate.live.hub import LiveHub
+from tollgate.live.ticker import UsageTicker
+from tollgate.live.ws import TransportWSHandler
 from tollgate.metering.deps import MeteringDeps
 from tollgate.metering.http import routes as metering_routes
 from tollgate.metering.service import Metering
@@ -45,19 +51,19 @@ log = logging.getLogger(__name__)
 
 
 def bearer_token(request: Request | WebSocket) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+    return auth.parse_bearer(request.headers.get("authorization", ""))
 
 
 class GraphQLApp(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = TransportWSHandler
+
     async def get_context(  # type: ignore[override]
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         state = request.app.state
         principal = None
-        if (token := bearer_token(request)) is not None:
+        # A websocket authenticates in its connection_init (on_ws_connect), nowhere else.
+        if isinstance(request, Request) and (token := bearer_token(request)) is not None:
             principal = await state.principals.authenticate(token)
         return Context(
             db=state.db,
@@ -69,7 +75,15 @@ class GraphQLApp(GraphQL[Context, None]):
             principal=principal,
             request=request,
             response=response,
+            live=state.live,
+            ticker=state.ticker,
         )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """connection_init: a missing, malformed, unknown or revoked key closes 4403."""
+        if await reauthenticate(context) is None:
+            raise ConnectionRejectionError({"message": "a valid admin key is required"})
+        return UNSET  # type: ignore[no-any-return]
 
 
 def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
@@ -78,7 +92,11 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
         build_schema(introspection=settings.is_dev),
         graphql_ide="graphiql" if settings.is_dev else None,
         allow_queries_via_get=False,
+        # graphql-transport-ws only: the legacy graphql-ws protocol is refused (4406), and
+        # subscriptions over HTTP (multipart) are off.
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+        connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
+        max_subscriptions_per_connection=settings.ws_max_subscriptions,
     )
 
     gateway = Gateway()
@@ -90,12 +108,15 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
             await demo_seed.seed(db, now=datetime.now(UTC))
         redis = Redis.from_url(settings.redis_url or "")
         bus = InvalidationBus(redis)
+        # Attached before the bus starts: its one pub/sub connection carries live updates too.
+        live = LiveHub(bus, queue_size=settings.live_queue_size)
         await bus.start()
         pricing, controls = PricingCache(db, bus), ControlsCache(db, bus)
         await pricing.start()
         await controls.start()
         state = app.state
         state.db, state.redis, state.settings, state.bus = db, redis, settings, bus
+        state.live, state.ticker = live, UsageTicker(redis)
         state.principals = PrincipalCache(db, bus)
         state.metering = Metering(
             db, redis, MeteringDeps(settings, pricing, controls, RateLimiter(redis))
