@@ -71,13 +71,13 @@ SUBSCRIPTION = """
 SUBSCRIBE = f"""
 mutation($input: SubscribeInput!) {{
   subscribe(input: $input) {{
-    __typename ... on Subscription {{ {SUBSCRIPTION} }} {SUBSCRIPTION_ERRORS}
+    __typename ... on PlanSubscription {{ {SUBSCRIPTION} }} {SUBSCRIPTION_ERRORS}
   }}
 }}"""
 CHANGE = f"""
 mutation($input: ChangePlanInput!) {{
   changePlan(input: $input) {{
-    __typename ... on Subscription {{ {SUBSCRIPTION} }} {SUBSCRIPTION_ERRORS}
+    __typename ... on PlanSubscription {{ {SUBSCRIPTION} }} {SUBSCRIPTION_ERRORS}
   }}
 }}"""
 NEW_DRAFT = """
@@ -86,7 +86,7 @@ mutation($id: ID!) { createPlanVersion(fromVersionId: $id) { ... on PlanVersion 
 CANCEL = f"""
 mutation($id: String!, $atEnd: Boolean!) {{
   cancelSubscription(accountExternalId: $id, atPeriodEnd: $atEnd) {{
-    __typename ... on Subscription {{ {SUBSCRIPTION} }} {SUBSCRIPTION_ERRORS}
+    __typename ... on PlanSubscription {{ {SUBSCRIPTION} }} {SUBSCRIPTION_ERRORS}
   }}
 }}"""
 
@@ -143,7 +143,7 @@ async def subscribe(
 async def subscriber(gql: GraphQLClient, account: str, plan: str, **extra: Any) -> dict[str, Any]:
     await create_account(gql, account)
     sub = await subscribe(gql, account, plan, **extra)
-    assert sub["__typename"] == "Subscription", sub
+    assert sub["__typename"] == "PlanSubscription", sub
     return sub
 
 

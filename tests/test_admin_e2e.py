@@ -1,8 +1,9 @@
 """The admin SPA end to end: the built app served by a real `tollgate serve`, driven in
 Chromium by frontend/admin/e2e/admin.e2e.mjs (Playwright). It signs in, prices a model, creates
 an account, grants credits, sees usage booked through the API appear on the account page and the
-overview without a reload, flips the global emergency stop and sees authorization denied. Any
-console error of the page fails it. Screenshots land in frontend/admin/e2e/screenshots/."""
+overview without a reload (pushed over the websocket, which signs in with the session cookie),
+flips the global emergency stop and sees authorization denied. Any console error of the page
+fails it. Screenshots land in frontend/admin/e2e/screenshots/."""
 
 from __future__ import annotations
 
@@ -126,6 +127,8 @@ async def test_admin_spa_end_to_end(
             "API_KEY": OWNER_KEY,
             "SCREENSHOTS": str(screenshots),
             "CHROMIUM": str(chromium),
+            # The server streams subscriptions; the app's websocket signs in with its cookie.
+            "EXPECT_LIVE": "1",
         }
         done = await asyncio.to_thread(_run, ["node", "e2e/admin.e2e.mjs"], 180, cwd=ADMIN, env=env)
         server_log = (tmp_path / "serve.log").read_text(errors="replace")[-3000:]

@@ -383,15 +383,21 @@ def test_websocket_refuses_the_legacy_protocol(settings: Settings) -> None:
 
 def test_websocket_speaks_graphql_transport_ws_with_the_same_auth(settings: Settings) -> None:
     with TestClient(create_app(settings)) as tc:
+        # No key, neither in connection_init nor on the upgrade request: refused.
+        with pytest.raises(WebSocketDisconnect) as refused:
+            with tc.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+                assert ws.accepted_subprotocol == "graphql-transport-ws"
+                ws.send_json({"type": "connection_init"})
+                ws.receive_json()
+        assert refused.value.code == 4403
+
         with tc.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
-            assert ws.accepted_subprotocol == "graphql-transport-ws"
-            ws.send_json({"type": "connection_init"})
+            ws.send_json(
+                {"type": "connection_init", "payload": {"authorization": AUTH["Authorization"]}}
+            )
             assert ws.receive_json() == {"type": "connection_ack"}
             ws.send_json({"type": "subscribe", "id": "1", "payload": {"query": "{ me { role } }"}})
-            message = ws.receive_json()
-            assert message["type"] == "next"
-            errors = message["payload"]["errors"]
-            assert [e["extensions"]["code"] for e in errors] == ["UNAUTHENTICATED"]
+            assert ws.receive_json()["payload"] == {"data": {"me": {"role": "OWNER"}}}
             assert ws.receive_json() == {"id": "1", "type": "complete"}
 
         with tc.websocket_connect(

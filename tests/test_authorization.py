@@ -10,6 +10,7 @@ permission checks, and a refused mutation must leave the database exactly as it 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
+from strawberry.types import ExecutionResult
 
 from tests.conftest import OWNER_KEY, GraphQLClient, new_key
 from tests.helpers import create_account, deduct, grant
@@ -31,6 +33,7 @@ from tests.plan_helpers import (
     subscribe,
     version_input,
 )
+from tollgate.api.context import Context
 from tollgate.api.schema import build_schema
 from tollgate.auth import passwords, sessions
 from tollgate.auth import service as auth_service
@@ -320,7 +323,7 @@ async def a_migration(owner: GraphQLClient) -> Variables:
 async def a_subscriber(owner: GraphQLClient) -> Variables:
     plan = await a_plan(owner)
     external_id = (await an_account(owner))["id"]
-    assert (await subscribe(owner, external_id, plan["code"]))["__typename"] == "Subscription"
+    assert (await subscribe(owner, external_id, plan["code"]))["__typename"] == "PlanSubscription"
     return {"id": external_id, "code": plan["code"]}
 
 
@@ -680,29 +683,53 @@ FIELDS: dict[str, FieldRule] = {
         "$input: SubscribeInput!",
         "subscribe(input: $input)",
         subscribe_input,
-        "Subscription",
+        "PlanSubscription",
     ),
     "Mutation.changePlan": mutation(
         WRITERS,
         "$input: ChangePlanInput!",
         "changePlan(input: $input)",
         change_input,
-        "Subscription",
+        "PlanSubscription",
     ),
     "Mutation.cancelSubscription": mutation(
         WRITERS,
         "$id: String!",
         "cancelSubscription(accountExternalId: $id, atPeriodEnd: false)",
         a_subscriber,
-        "Subscription",
+        "PlanSubscription",
+    ),
+}
+
+
+def subscription(roles: frozenset[str], document: str) -> FieldRule:
+    return FieldRule(roles, document, audited=False)
+
+
+FIELDS |= {
+    "Subscription.usageRecorded": subscription(
+        READERS, 'subscription { usageRecorded(accountExternalId: "ada") { eventId } }'
+    ),
+    "Subscription.balanceChanged": subscription(
+        READERS, "subscription { balanceChanged { accountExternalId } }"
+    ),
+    "Subscription.alertRaised": subscription(READERS, "subscription { alertRaised { id } }"),
+    "Subscription.usageTicker": subscription(
+        READERS, "subscription { usageTicker(interval: 1) { calls } }"
+    ),
+    "Subscription.pricingPublished": subscription(
+        READERS, "subscription { pricingPublished { planCode } }"
     ),
 }
 
 
 def schema_root_fields() -> list[str]:
     graphql_schema = build_schema(introspection=True)._schema
-    roots = [graphql_schema.query_type, graphql_schema.mutation_type]
-    assert graphql_schema.subscription_type is None, "subscriptions need rows in FIELDS too"
+    roots = [
+        graphql_schema.query_type,
+        graphql_schema.mutation_type,
+        graphql_schema.subscription_type,
+    ]
     return [f"{root.name}.{name}" for root in roots if root is not None for name in root.fields]
 
 
@@ -824,15 +851,16 @@ def test_every_field_has_an_access_rule() -> None:
     assert not stale, f"FIELDS names fields the schema no longer has: {stale}"
 
 
-def test_the_matrix_covers_both_roots() -> None:
+def test_the_matrix_covers_every_root() -> None:
     assert any(f.startswith("Query.") for f in ROOT_FIELDS)
     assert any(f.startswith("Mutation.") for f in ROOT_FIELDS)
+    assert any(f.startswith("Subscription.") for f in ROOT_FIELDS)
     assert len(ROOT_FIELDS) == len(set(ROOT_FIELDS))
 
 
 @pytest.mark.parametrize("qualified", ROOT_FIELDS)
 async def test_access(
-    qualified: str, gql: GraphQLClient, db: Database, callers: dict[str, Caller]
+    qualified: str, gql: GraphQLClient, db: Database, callers: dict[str, Caller], app: Any
 ) -> None:
     """One field, every caller; all callers are tried before the test reports, so one run
     shows the whole row of the matrix."""
@@ -841,7 +869,10 @@ async def test_access(
     failures = []
     for caller in CALLERS:
         try:
-            await check_access(qualified, rule, caller, gql, db, callers)
+            if qualified.startswith("Subscription."):
+                await check_subscription(qualified, rule, caller, db, callers, app)
+            else:
+                await check_access(qualified, rule, caller, gql, db, callers)
         except AssertionError as failure:
             failures.append(f"{qualified} as {caller}: {str(failure).splitlines()[0]}")
     assert not failures, "\n".join(failures)
@@ -882,6 +913,63 @@ async def check_access(
     assert body["data"] is None or body["data"][field] is None, body
     # Refused before the resolver ran: nothing written, not even an audit row.
     assert await state(db) == before
+
+
+async def check_subscription(
+    qualified: str,
+    rule: FieldRule,
+    caller: str,
+    db: Database,
+    callers: dict[str, Caller],
+    app: Any,
+) -> None:
+    """Subscriptions run over a websocket, whose principal is set by connection_init from a key
+    or the admin app's session cookie (a caller without either never gets that far); here the
+    field's own rule is checked."""
+    field = qualified.split(".")[1]
+    state_ = app.state
+    context = Context(
+        db=state_.db,
+        redis=state_.redis,
+        settings=state_.settings,
+        bus=state_.bus,
+        metering=state_.metering,
+        principals=state_.principals,
+        principal=await connection_principal(state_.principals, callers[caller]),
+        request=None,  # type: ignore[arg-type]
+        live=state_.live,
+        ticker=state_.ticker,
+    )
+    before = await state(db)
+    stream = await build_schema(introspection=True).subscribe(rule.document, context_value=context)
+    result = None
+    if isinstance(stream, ExecutionResult):
+        result = stream
+    else:
+        try:
+            # A permitted subscription waits for events; a refused one answers at once.
+            result = await asyncio.wait_for(anext(stream), 0.3)
+        except TimeoutError:
+            pass
+        finally:
+            await stream.aclose()
+
+    if allowed(rule, caller):
+        assert result is None or not result.errors, result
+        return
+    assert result is not None and result.errors, f"{qualified} as {caller} was not refused"
+    expected = "FORBIDDEN" if caller in ROLES else "UNAUTHENTICATED"
+    assert [(e.extensions or {}).get("code") for e in result.errors] == [expected], result
+    assert result.errors[0].path == [field]
+    assert await state(db) == before
+
+
+async def connection_principal(principals: Any, caller: Caller) -> Any:
+    """Who a websocket of this caller acts for: its key, else its session cookie."""
+    if caller.secret:
+        return await principals.authenticate(caller.secret)
+    name, _, token = (caller.headers or {}).get("Cookie", "").partition("=")
+    return await principals.session(token) if name == SESSION_COOKIE and token else None
 
 
 async def check_audited(gql: GraphQLClient, operation: str, role: str, caller: Caller) -> None:

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import GraphQLClient
-from tests.plan_helpers import CANCEL, balance, published_plan, subscriber
+from tests.plan_helpers import CANCEL, NEW_DRAFT, balance, publish, published_plan, subscriber
 from tollgate.accounts.models import Account
 from tollgate.billing.models import InvoiceLine
 from tollgate.config import Settings
@@ -256,3 +256,37 @@ async def test_past_due_waits_out_its_grace_then_expires(gql: GraphQLClient, db:
         assert final is not None
         refused = await service.reactivate(session, final, actor="test", now=end)
         assert refused is not None and refused.action == "REACTIVATED"
+
+
+async def test_a_migration_for_the_next_renewal_takes_effect_there(
+    gql: GraphQLClient, db: Database
+) -> None:
+    v1 = await published_plan(gql, "team", monthly=9900, credits=1000)
+    await subscriber(gql, "loyal", "team")
+    draft = await gql.data(NEW_DRAFT, id=v1)
+    v2 = draft["createPlanVersion"]["id"]
+    await gql.data(
+        "mutation($id: ID!, $input: PlanVersionInput!) { updatePlanVersion(id: $id, input: $input)"
+        " { __typename } }",
+        id=v2,
+        input={"prices": [{"cycle": "MONTHLY", "currency": "USD", "amountMinor": 14900}],
+               "includedCredits": 3000},
+    )  # fmt: skip
+    done = await publish(gql, v2, "NEXT_RENEWAL")
+    assert done["affectedSubscribers"] == 1
+    sub = await _sub(db, "loyal")
+    assert (sub.plan_version_id, sub.next_plan_version_id) == (int(v1), int(v2))
+    assert await renew_due(db, now=sub.current_period_end + timedelta(seconds=1)) == 1
+    renewed = await _sub(db, "loyal")
+    assert (renewed.plan_version_id, renewed.next_plan_version_id) == (int(v2), None)
+    assert renewed.amount_minor == 14900
+    assert await balance(gql, "loyal") == 3000
+    async with db.transaction() as session:
+        amounts = list(
+            await session.scalars(
+                select(InvoiceLine.amount_minor)
+                .where(InvoiceLine.subscription_id == sub.id)
+                .order_by(InvoiceLine.id)
+            )
+        )
+    assert amounts == [9900, 14900]

@@ -18,7 +18,9 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
 
 from tollgate import admin_spa, crypto, jobs
 from tollgate.api.context import Context
@@ -27,7 +29,7 @@ from tollgate.apikeys.cache import VirtualKeyCache
 from tollgate.auth import service as auth
 from tollgate.auth import users
 from tollgate.auth.cache import PrincipalCache
-from tollgate.auth.http import authenticate_request, bearer_token, csrf_error, csrf_refusal
+from tollgate.auth.http import authenticate_request, csrf_error, csrf_refusal
 from tollgate.auth.http import routes as auth_http_routes
 from tollgate.auth.throttle import LoginThrottle
 from tollgate.config import Settings
@@ -41,6 +43,10 @@ from tollgate.gateway.service import Gateway, GatewayDeps
 from tollgate.health import healthz
 from tollgate.invalidation import InvalidationBus
 from tollgate.limits.rate import RateLimiter
+from tollgate.live.auth import reauthenticate
+from tollgate.live.hub import LiveHub
+from tollgate.live.ticker import UsageTicker
+from tollgate.live.ws import TransportWSHandler
 from tollgate.metering.deps import MeteringDeps
 from tollgate.metering.http import routes as metering_routes
 from tollgate.metering.service import Metering
@@ -51,6 +57,8 @@ log = logging.getLogger(__name__)
 
 
 class GraphQLApp(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = TransportWSHandler
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Over HTTP the caller is found here, before strawberry runs, so that a request from
         a signed-in browser without its CSRF token is refused with a plain 403."""
@@ -67,13 +75,11 @@ class GraphQLApp(GraphQL[Context, None]):
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         state = request.app.state
+        principal = None
+        # Over HTTP the caller was found in __call__; a websocket authenticates in its
+        # connection_init (on_ws_connect), nowhere else.
         if isinstance(request, Request):
             principal = request.state.principal
-        else:
-            # Websockets take keys only, for now: a browser's session cookie would need its
-            # Origin checked first (authenticate_request then origin_refusal).
-            token = bearer_token(request)
-            principal = None if token is None else await state.principals.authenticate(token)
         return Context(
             db=state.db,
             redis=state.redis,
@@ -84,7 +90,15 @@ class GraphQLApp(GraphQL[Context, None]):
             principal=principal,
             request=request,
             response=response,
+            live=state.live,
+            ticker=state.ticker,
         )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """connection_init: a missing, malformed, unknown or revoked key closes 4403."""
+        if await reauthenticate(context) is None:
+            raise ConnectionRejectionError({"message": "a valid admin key is required"})
+        return UNSET  # type: ignore[no-any-return]
 
 
 async def _bootstrap_user(db: Database, settings: Settings) -> None:
@@ -108,7 +122,11 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
         build_schema(introspection=settings.is_dev),
         graphql_ide="graphiql" if settings.is_dev else None,
         allow_queries_via_get=False,
+        # graphql-transport-ws only: the legacy graphql-ws protocol is refused (4406), and
+        # subscriptions over HTTP (multipart) are off.
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+        connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
+        max_subscriptions_per_connection=settings.ws_max_subscriptions,
     )
 
     gateway = Gateway()
@@ -126,6 +144,8 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
             await demo_seed.seed(db, now=datetime.now(UTC))
         redis = Redis.from_url(settings.redis_url or "")
         bus = InvalidationBus(redis)
+        # Attached before the bus starts: its one pub/sub connection carries live updates too.
+        live = LiveHub(bus, queue_size=settings.live_queue_size)
         await bus.start()
         pricing, controls = PricingCache(db, bus), ControlsCache(db, bus)
         await pricing.start()
@@ -136,6 +156,7 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
             db, bus, session_idle=timedelta(seconds=settings.session_ttl_seconds)
         )
         state.login_throttle = LoginThrottle(redis)
+        state.live, state.ticker = live, UsageTicker(redis)
         state.metering = Metering(
             db, redis, MeteringDeps(settings, pricing, controls, RateLimiter(redis))
         )

@@ -15,6 +15,11 @@ def _int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
@@ -42,6 +47,12 @@ class Settings:
     secret_key: str | None = field(default=None, repr=False)
     # Seed the demo tiers and customers at start and keep synthetic usage flowing.
     demo: bool = False
+    # Subscriptions (graphql-transport-ws): a connection that sends no connection_init within
+    # this many seconds is closed 4408; at most this many operations run on one connection.
+    ws_init_timeout_seconds: float = 3.0
+    ws_max_subscriptions: int = 20
+    # Events buffered per subscription; a subscriber that falls further behind loses the oldest.
+    live_queue_size: int = 1_000
 
     @property
     def is_dev(self) -> bool:
@@ -66,6 +77,9 @@ class Settings:
             hold_ttl_seconds=_int("TOLLGATE_HOLD_TTL_SECONDS", 600),
             secret_key=os.environ.get("TOLLGATE_SECRET_KEY") or None,
             demo=os.environ.get("TOLLGATE_DEMO", "").lower() in ("1", "true", "yes"),
+            ws_init_timeout_seconds=max(0.1, _float("TOLLGATE_WS_INIT_TIMEOUT_SECONDS", 3.0)),
+            ws_max_subscriptions=max(1, _int("TOLLGATE_WS_MAX_SUBSCRIPTIONS", 20)),
+            live_queue_size=max(1, _int("TOLLGATE_LIVE_QUEUE_SIZE", 1_000)),
         )
 
 

@@ -4,6 +4,9 @@ A writer commits to PostgreSQL, then publishes a topic name ("controls", "pricin
 process runs one listener that calls the callbacks registered for that topic, which reload
 from PostgreSQL (the source of truth). A message lost while Redis reconnects is covered by
 the caches' own periodic refresh.
+
+The listener's connection is the process's only pub/sub connection: other channels (the live
+updates of tollgate.live) are attached to it with `on_channel` before `start`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from redis.asyncio import Redis
 log = logging.getLogger(__name__)
 CHANNEL = "tollgate:invalidate"
 Callback = Callable[[str], Awaitable[None]]
+# Called on the listener's task for each message: must not block.
+ChannelHandler = Callable[[bytes], None]
 
 
 async def publish(redis: Redis, topic: str) -> None:
@@ -31,6 +36,7 @@ class InvalidationBus:
         self.redis = redis
         self._callbacks: dict[str, list[Callback]] = defaultdict(list)
         self._reloaders: dict[str, list[Callable[[], Awaitable[None]]]] = defaultdict(list)
+        self._channels: dict[str, ChannelHandler] = {}
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -40,6 +46,11 @@ class InvalidationBus:
     def reload_on_publish(self, topic: str, reload: Callable[[], Awaitable[None]]) -> None:
         """Run `reload` in this process whenever this process publishes `topic`."""
         self._reloaders[topic].append(reload)
+
+    def on_channel(self, channel: str, handler: ChannelHandler) -> None:
+        """Also listen on `channel`, handing each raw message to `handler`. Before `start`."""
+        assert self._task is None, "channels are subscribed when the listener starts"
+        self._channels[channel] = handler
 
     async def publish(self, topic: str) -> None:
         await publish(self.redis, topic)
@@ -64,16 +75,27 @@ class InvalidationBus:
         while True:
             try:
                 async with self.redis.pubsub() as pubsub:
-                    await pubsub.subscribe(CHANNEL)
+                    await pubsub.subscribe(CHANNEL, *self._channels)
                     self._ready.set()
                     async for message in pubsub.listen():
-                        if message.get("type") == "message":
+                        if message.get("type") != "message":
+                            continue
+                        channel = _text(message["channel"])
+                        if channel == CHANNEL:
                             await self._dispatch(_text(message["data"]))
+                        else:
+                            self._hand_over(channel, message["data"])
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("invalidation listener lost Redis; reconnecting")
                 await asyncio.sleep(0.5)
+
+    def _hand_over(self, channel: str, data: bytes | str) -> None:
+        try:
+            self._channels[channel](data.encode() if isinstance(data, str) else data)
+        except Exception:
+            log.exception("handling a message on %s failed", channel)
 
     async def _dispatch(self, topic: str) -> None:
         for callback in self._callbacks.get(topic, []):

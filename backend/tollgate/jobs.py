@@ -27,7 +27,8 @@ QUEUE = "tollgate:jobs"
 
 
 async def expire_grants(ctx: dict[str, Any]) -> int:
-    count = await expire_due_grants(ctx["db"], now=datetime.now(UTC))
+    # arq's own connection: it also publishes the balances that changed.
+    count = await expire_due_grants(ctx["db"], now=datetime.now(UTC), redis=ctx.get("redis"))
     if count:
         log.info("expired %d grants", count)
     return count
@@ -38,7 +39,7 @@ async def release_expired_holds(ctx: dict[str, Any]) -> int:
 
 
 async def renew_subscriptions(ctx: dict[str, Any]) -> int:
-    count = await renew_due(ctx["db"], now=datetime.now(UTC))
+    count = await renew_due(ctx["db"], now=datetime.now(UTC), redis=ctx.get("redis"))
     if count:
         log.info("renewed %d subscription periods", count)
     return count

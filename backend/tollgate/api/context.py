@@ -15,6 +15,8 @@ from tollgate.auth.service import Principal
 from tollgate.config import Settings
 from tollgate.db import Database
 from tollgate.invalidation import InvalidationBus
+from tollgate.live.hub import LiveHub
+from tollgate.live.ticker import UsageTicker
 from tollgate.metering.service import Metering
 
 
@@ -29,6 +31,10 @@ class Context:
     principal: Principal | None
     request: Request | WebSocket
     response: Response | WebSocket | None = None
+    live: LiveHub | None = None
+    ticker: UsageTicker | None = None
+    # A websocket's connection_init payload; its principal is set once that authenticates.
+    connection_params: dict[str, object] | None = None
 
 
 Info = strawberry.Info[Context, None]

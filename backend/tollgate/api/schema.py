@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import strawberry
@@ -19,7 +20,8 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from tollgate.accounts import graphql as accounts
 from tollgate.api.hardening import RejectNulCharacters, strip_suggestion
@@ -30,6 +32,7 @@ from tollgate.auth import graphql as auth
 from tollgate.controls import graphql as controls
 from tollgate.ledger import graphql as ledger
 from tollgate.limits import graphql as limits
+from tollgate.live import graphql as live
 from tollgate.metering import graphql as metering
 from tollgate.notifications import graphql as notifications
 from tollgate.plans import graphql as plans
@@ -70,6 +73,7 @@ Mutation = merge_types(
         subscriptions.Mutation,
     ),
 )
+Subscription = merge_types("Subscription", (live.Subscription,))
 
 log = logging.getLogger(__name__)
 MAX_DEPTH = 10
@@ -84,6 +88,29 @@ def _should_mask(error: GraphQLError) -> bool:
 
 
 class TollgateSchema(strawberry.Schema):
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        # `execute` serves HTTP. Subscriptions run over graphql-transport-ws only, where the
+        # connection is authenticated once and its operations are capped: refused here (400).
+        allowed = set(allowed_operation_types or OperationType) - {OperationType.SUBSCRIPTION}
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed,
+            operation_extensions,
+        )
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -120,6 +147,7 @@ def build_schema(*, introspection: bool) -> strawberry.Schema:
     return TollgateSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=True, scalar_map=SCALARS),
     )

@@ -73,6 +73,14 @@ class CreatedKey:
     secret: str
 
 
+def parse_bearer(value: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` value; None for any other shape."""
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 

@@ -27,7 +27,7 @@ from tollgate.api.pagination import Connection, connection, page_args
 from tollgate.api.permissions import READ, WRITE
 from tollgate.api.scalars import BigInt
 from tollgate.controls import service
-from tollgate.ledger.graphql import Balance, LedgerSuccess
+from tollgate.ledger.graphql import Balance, LedgerSuccess, publish_booked
 from tollgate.ledger.service import Booked
 from tollgate.notifications.service import publish_alerts
 
@@ -230,6 +230,7 @@ class Mutation:
         if is_domain_error(result):
             return to_graphql(result)  # type: ignore[no-any-return]
         assert isinstance(result, Booked)
+        await publish_booked(info, result, "BOOST", request.account_external_id)
         return LedgerSuccess(
             balance=Balance.of(result.balance),
             transaction_id=strawberry.ID(str(result.transaction_id)),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Annotated
 
@@ -26,6 +26,8 @@ from tollgate.api.permissions import WRITE
 from tollgate.api.scalars import BigInt
 from tollgate.ledger import history, models, service, wallets
 from tollgate.ledger.requests import DeductRequest, GrantRequest, RefundRequest, TransferRequest
+from tollgate.live import channels
+from tollgate.live import publish as live
 
 
 @strawberry.enum
@@ -244,6 +246,24 @@ def _adapt(result: object) -> object:
     return _success(result)
 
 
+async def publish_booked(
+    info: Info, result: object, reason: str, account: str | None, counterparty: str | None = None
+) -> None:
+    """After the commit, the balances a booking changed, for live subscribers. A replay or a
+    refusal changed nothing; an organisation's pool has no account to tell."""
+    if not isinstance(result, service.Booked) or result.replayed:
+        return
+    now = datetime.now(UTC)
+    changes = []
+    if account is not None:
+        changes.append(channels.balance_change(account, result.balance, reason, now))
+    if counterparty is not None and result.counterparty_balance is not None:
+        changes.append(
+            channels.balance_change(counterparty, result.counterparty_balance, reason, now)
+        )
+    await live.publish_balances(info.context.redis, changes)
+
+
 @strawberry.type
 class Mutation:
     @strawberry.mutation(permission_classes=WRITE, description="Add credits as a new grant.")
@@ -265,6 +285,7 @@ class Mutation:
             request,
             lambda s: service.grant_credits(s, request, actor=actor),
         )
+        await publish_booked(info, result, "GRANT", request.account_external_id)
         return _adapt(result)  # type: ignore[return-value]
 
     @strawberry.mutation(
@@ -285,6 +306,7 @@ class Mutation:
             request,
             lambda s: service.deduct_credits(s, request, actor=actor),
         )
+        await publish_booked(info, result, "DEDUCT", request.account_external_id)
         return _adapt(result)  # type: ignore[return-value]
 
     @strawberry.mutation(permission_classes=WRITE, description="Give back part of a deduction.")
@@ -304,7 +326,9 @@ class Mutation:
                 return errors.ValidationFailed("refundOf", "not a transaction id")
             return await service.refund_credits(session, request, actor=actor)
 
-        return _adapt(await audited(info, "refundCredits", request, work))  # type: ignore[return-value]
+        result = await audited(info, "refundCredits", request, work)
+        await publish_booked(info, result, "REFUND", request.account_external_id)
+        return _adapt(result)  # type: ignore[return-value]
 
     @strawberry.mutation(permission_classes=WRITE, description="Move credits between accounts.")
     async def transfer_credits(
@@ -323,6 +347,13 @@ class Mutation:
             "transferCredits",
             request,
             lambda s: service.transfer_credits(s, request, actor=actor),
+        )
+        await publish_booked(
+            info,
+            result,
+            "TRANSFER",
+            request.from_account_external_id,
+            request.to_account_external_id,
         )
         return _adapt(result)  # type: ignore[return-value]
 

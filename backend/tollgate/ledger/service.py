@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +52,8 @@ class Booked:
     balance: Balance
     # Transfers: the receiving account's balance.
     counterparty_balance: Balance | None = None
+    # The stored first result of a replayed idempotency key: nothing was booked this time.
+    replayed: bool = field(default=False, compare=False)
 
 
 Outcome = Booked | InsufficientCredits
@@ -92,6 +94,7 @@ def _from_response(response: dict[str, Any]) -> Outcome:
         transaction_id=uuid.UUID(response["tx"]),
         balance=Balance(*response["balance"]),
         counterparty_balance=Balance(*other) if other else None,
+        replayed=True,
     )
 
 

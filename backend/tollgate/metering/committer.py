@@ -32,7 +32,8 @@ Res = TypeVar("Res")
 
 
 Runner = Callable[[AsyncSession, list[Req], datetime], Awaitable[BatchOutcome[Res]]]
-AfterCommit = Callable[[list[dict[str, Any]]], Awaitable[None]]
+# Called with each committed batch's outcome, never with one rolled back.
+AfterCommit = Callable[[BatchOutcome[Any]], Awaitable[None]]
 
 
 @dataclass
@@ -112,11 +113,10 @@ class GroupCommitter(Generic[Req, Res]):
             if not unit.future.done():
                 unit.future.set_result(outcome.results[start:end])
             start = end
-        if outcome.alerts:
-            try:
-                await self._after_commit(outcome.alerts)
-            except Exception:
-                log.exception("publishing alerts failed")
+        try:
+            await self._after_commit(outcome)
+        except Exception:
+            log.exception("publishing a committed batch's events failed")
 
     async def _transaction(self, requests: list[Req]) -> BatchOutcome[Res]:
         async with self._db.transaction() as session:

@@ -5,7 +5,8 @@ occurred (or at the provider cost the caller reports), charged under the account
 and booked through the ledger: one DEDUCT per account per batch, drawn in the ledger's order.
 The call has already happened, so an event is always recorded; credits the balance cannot
 cover are kept on the event as `uncollected_credits` and flagged, never booked below zero.
-A replayed `eventId` books nothing and returns the first result.
+A replayed `eventId` books nothing and returns the first result. Once the batch commits, its
+events and the balances it changed are published for live subscribers (tollgate.live).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from tollgate import errors
 from tollgate.apikeys.models import ApiKey
 from tollgate.db import table_of
 from tollgate.ledger.spending import LedgerWriter
-from tollgate.ledger.wallets import pool_headroom
+from tollgate.ledger.wallets import Balance, LockedWallet, pool_headroom
 from tollgate.limits import rules as limit_rules
 from tollgate.limits import service as limits
+from tollgate.live import channels
 from tollgate.metering import holds, subjects
 from tollgate.metering.deps import MeteringDeps
 from tollgate.metering.models import Reservation, UsageEvent
@@ -321,6 +323,31 @@ async def _book(
             transaction_id=row["transaction_id"],
         )
     outcome.alerts += await _alerts(session, policies, chosen, locked, now)
+    _live_events(outcome, rows, chosen, locked, member_pool, now)
+
+
+def _live_events(
+    outcome: BatchOutcome[Result],
+    rows: list[dict[str, Any]],
+    chosen: dict[int, subjects.Subject],
+    locked: dict[int, LockedWallet],
+    member_pool: dict[int, int],
+    now: datetime,
+) -> None:
+    """The batch's events, and each booking account's balance after it, from what is already
+    in memory: the locked wallets were updated as the batch drew from them."""
+    outcome.usage += [channels.usage_event(r, chosen[r["account_id"]].external_id) for r in rows]
+    for account_id in {r["account_id"] for r in rows}:
+        subject = chosen[account_id]
+        wallet = locked[subject.wallet_id]
+        pool = locked.get(subject.pool_wallet_id) if subject.pool_wallet_id else None
+        drawn = subject.pool_drawn + member_pool[account_id]
+        balance = Balance(
+            total=wallet.balance,
+            reserved=wallet.reserved,
+            pool=pool_headroom(pool, subject.member_cap, drawn),
+        )
+        outcome.balances.append(channels.balance_change(subject.external_id, balance, "USAGE", now))
 
 
 async def _add_key_spend(session: AsyncSession, rows: list[dict[str, Any]]) -> None:

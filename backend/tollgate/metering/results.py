@@ -63,7 +63,10 @@ class Released:
 
 @dataclass
 class BatchOutcome(Generic[R]):
-    """One result per request, in order, and the alerts to publish after the commit."""
+    """One result per request, in order, and what to publish once the batch commits: alerts,
+    booked usage events and balance changes (payloads of tollgate.live.channels)."""
 
     results: list[R]
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    usage: list[dict[str, Any]] = field(default_factory=list)
+    balances: list[dict[str, Any]] = field(default_factory=list)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy import select
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tollgate import errors
 from tollgate.db import Database
 from tollgate.ledger.spending import LedgerWriter
+from tollgate.live import publish as live
 from tollgate.metering import holds, subjects
 from tollgate.metering.authorize import AuthorizeResult, authorize_batch
 from tollgate.metering.committer import GroupCommitter
@@ -20,7 +22,6 @@ from tollgate.metering.models import Reservation
 from tollgate.metering.record import RecordResult, record_batch
 from tollgate.metering.requests import MAX_BATCH, AuthorizeRequest, UsageEventInput
 from tollgate.metering.results import BatchOutcome, Released
-from tollgate.notifications import service as notifications
 
 
 class Metering:
@@ -54,8 +55,10 @@ class Metering:
     ) -> BatchOutcome[RecordResult]:
         return await record_batch(session, self.deps, events, now=now)
 
-    async def _publish(self, alerts: list[dict[str, object]]) -> None:
-        await notifications.publish_alerts(self.redis, alerts)
+    async def _publish(self, outcome: BatchOutcome[Any]) -> None:
+        await live.after_commit(
+            self.redis, alerts=outcome.alerts, usage=outcome.usage, balances=outcome.balances
+        )
 
 
 async def release(

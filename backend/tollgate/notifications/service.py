@@ -77,10 +77,15 @@ async def notify_once(
     }
 
 
+def alert_messages(events: Sequence[dict[str, Any] | None]) -> list[str]:
+    """The messages to publish on ALERTS_CHANNEL for these events (None: no new alert)."""
+    return [json.dumps(e, separators=(",", ":"), default=str) for e in events if e]
+
+
 async def publish_alerts(redis: Redis, events: Sequence[dict[str, Any] | None]) -> None:
     """Publish events on ALERTS_CHANNEL. Call after commit. A Redis failure is logged, not
     raised: the change is committed and the rows remain for anyone who reads them."""
-    messages = [json.dumps(e, separators=(",", ":"), default=str) for e in events if e]
+    messages = alert_messages(events)
     if not messages:
         return
     try:

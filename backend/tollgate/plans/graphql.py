@@ -24,6 +24,7 @@ from tollgate.api.errors import (
 from tollgate.api.permissions import READ, WRITE
 from tollgate.api.scalars import BigInt
 from tollgate.errors import ValidationFailed as Invalid
+from tollgate.live import publish as live
 from tollgate.notifications.service import publish_alerts
 from tollgate.pagination import parse_id
 from tollgate.plans import models, packages, publishing, service
@@ -364,6 +365,8 @@ class Mutation:
         if is_domain_error(result):
             return to_graphql(result)  # type: ignore[no-any-return]
         assert isinstance(result, packages.Purchase)
+        ctx = info.context
+        await live.publish_account_balance(ctx.db, ctx.redis, account_external_id, "GRANT")
         p = result.payment
         return TokenPurchase(
             transaction_id=result.transaction_id, credits=BigInt(result.credits),

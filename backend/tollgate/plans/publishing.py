@@ -9,18 +9,16 @@ and allocation apply from the next renewal, so no one is billed twice for a peri
 
 from __future__ import annotations
 
-import json
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate.errors import IllegalTransition, NotFound, Rejected, ValidationFailed
+from tollgate.live import publish as live
 from tollgate.notifications.service import notify_once
 from tollgate.plans import content as rules
 from tollgate.plans import service as plans
@@ -29,8 +27,6 @@ from tollgate.subscriptions.lifecycle import LIVE
 from tollgate.subscriptions.models import Subscription
 from tollgate.subscriptions.service import record_event
 
-log = logging.getLogger(__name__)
-PRICING_PUBLISHED_CHANNEL = "tollgate:pricing_published"
 NONE, NEXT_RENEWAL, IMMEDIATELY = "NONE", "NEXT_RENEWAL", "IMMEDIATELY"
 MIGRATIONS = (NONE, NEXT_RENEWAL, IMMEDIATELY)
 
@@ -199,7 +195,4 @@ async def migrate_subscribers(
 
 async def announce(redis: Redis, published: Published) -> None:
     """After commit: tell live screens a version was published."""
-    try:
-        await redis.publish(PRICING_PUBLISHED_CHANNEL, json.dumps(published.event()))
-    except RedisError:
-        log.exception("could not announce the published plan version")
+    await live.publish_pricing_published(redis, published.event())

@@ -30,6 +30,7 @@ from tollgate.api.permissions import READ, WRITE
 from tollgate.api.scalars import BigInt
 from tollgate.billing import service as billing
 from tollgate.billing.models import InvoiceLine as InvoiceLineRow
+from tollgate.live import publish as live
 from tollgate.plans.graphql_types import BillingCycle, PlanVersion
 from tollgate.plans.models import Plan
 from tollgate.plans.models import PlanVersion as PlanVersionRow
@@ -102,7 +103,7 @@ class InvoiceLine:
 
 
 @strawberry.type
-class Subscription:
+class PlanSubscription:
     id: strawberry.ID
     account_external_id: str
     status: SubscriptionStatus
@@ -136,13 +137,13 @@ class Subscription:
             return [InvoiceLine.of(line) for line in lines]
 
 
-async def subscription_view(session: AsyncSession, sub: SubscriptionRow) -> Subscription:
+async def subscription_view(session: AsyncSession, sub: SubscriptionRow) -> PlanSubscription:
     version = await session.get(PlanVersionRow, sub.plan_version_id)
     assert version is not None
     plan = await session.get(Plan, version.plan_id)
     account = await session.get(Account, sub.account_id)
     assert plan is not None and account is not None
-    return Subscription(
+    return PlanSubscription(
         id=strawberry.ID(str(sub.id)), account_external_id=account.external_id,
         status=SubscriptionStatus(sub.status), plan_code=plan.code, plan_name=plan.name,
         plan_version=PlanVersion.of(version, plan.code),
@@ -196,7 +197,7 @@ class ChangePlanInput:
 
 
 SubscriptionResult = Annotated[
-    Subscription
+    PlanSubscription
     | ValidationFailed
     | AccountNotFound
     | NotFound
@@ -230,8 +231,11 @@ async def _write(info: Info, operation: str, params: object, work: object) -> Su
     result = await audited(info, operation, params, run)
     if is_domain_error(result):
         return to_graphql(result)  # type: ignore[no-any-return]
+    assert isinstance(result, PlanSubscription)
     await info.context.bus.publish(PRICING_TOPIC)
-    return result  # type: ignore[return-value]
+    ctx = info.context
+    await live.publish_account_balance(ctx.db, ctx.redis, result.account_external_id, "PLAN")
+    return result
 
 
 def _actor(info: Info) -> str:
@@ -242,7 +246,7 @@ def _actor(info: Info) -> str:
 class Query:
     @strawberry.field(permission_classes=READ, description="The account's live subscription, "
                       "else its latest one; null when it never had one.")  # fmt: skip
-    async def subscription(self, info: Info, account_external_id: str) -> Subscription | None:
+    async def subscription(self, info: Info, account_external_id: str) -> PlanSubscription | None:
         async with info.context.db.transaction() as session:
             account = await get_account(session, account_external_id)
             if account is None:
@@ -259,7 +263,7 @@ class Query:
     async def subscriptions(
         self, info: Info, first: int = 50, after: str | None = None,
         status: SubscriptionStatus | None = None, plan_code: str | None = None,
-    ) -> Connection[Subscription]:  # fmt: skip
+    ) -> Connection[PlanSubscription]:  # fmt: skip
         before = page_args(first, after)
         async with info.context.db.transaction() as session:
             query = select(SubscriptionRow).order_by(SubscriptionRow.id.desc()).limit(first + 1)

@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from redis.asyncio import Redis
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate.accounts.models import Account
 from tollgate.db import Database
 from tollgate.ledger import wallets
+from tollgate.live import publish as live
 from tollgate.plans.content import price_for
 from tollgate.plans.models import Plan, PlanVersion
 from tollgate.subscriptions import allocation
@@ -33,9 +35,13 @@ ACTOR = "system:renewals"
 PAST_DUE_GRACE = timedelta(days=14)
 
 
-async def renew_due(db: Database, *, now: datetime, batch: int = 200) -> int:
-    """Renew every subscription whose period has ended; returns the periods renewed."""
+async def renew_due(
+    db: Database, *, now: datetime, batch: int = 200, redis: Redis | None = None
+) -> int:
+    """Renew every subscription whose period has ended; returns the steps taken. With `redis`,
+    live subscribers hear of each account's new balance once all is committed."""
     renewed = 0
+    touched: set[int] = set()
     while True:
         async with db.transaction() as session:
             due = list(
@@ -59,10 +65,13 @@ async def renew_due(db: Database, *, now: datetime, batch: int = 200) -> int:
             async with db.transaction() as session:
                 if await renew_one(session, sub_id, now=now):
                     progressed += 1
+                    touched.add(sub_id)
         renewed += progressed
         # A subscription behind by several periods is due again after each step. Locked rows
         # (another run has them) make no progress: stop then.
         if progressed == 0:
+            if redis is not None and touched:
+                await _announce(db, redis, touched)
             return renewed
 
 
@@ -168,3 +177,16 @@ def _next_end(anchor: datetime, interval: Interval, start: datetime) -> datetime
 def _price(version: PlanVersion, sub: Subscription) -> tuple[str, int] | None:
     price = price_for(content_of(version), sub.cycle, sub.country)
     return None if price is None else (price.currency, price.amount_minor)
+
+
+async def _announce(db: Database, redis: Redis, subscription_ids: set[int]) -> None:
+    async with db.transaction() as session:
+        external_ids = list(
+            await session.scalars(
+                select(Account.external_id)
+                .join(Subscription, Subscription.account_id == Account.id)
+                .where(Subscription.id.in_(subscription_ids))
+            )
+        )
+    for external_id in external_ids:
+        await live.publish_account_balance(db, redis, external_id, "PLAN")

@@ -13,6 +13,8 @@ const password = process.env.ADMIN_PASSWORD ?? '';
 const apiKey = process.env.API_KEY ?? '';
 const shots = process.env.SCREENSHOTS ?? new URL('./screenshots', import.meta.url).pathname;
 const executablePath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+// Set when the server streams subscriptions: the header must then say "Live".
+const expectLive = process.env.EXPECT_LIVE === '1';
 mkdirSync(shots, { recursive: true });
 
 async function api(query, variables = {}) {
@@ -84,6 +86,7 @@ try {
   await app.open('/admin/');
   await app.shot('01-login');
   await app.login(email, password);
+  if (expectLive) await page.locator('.live-on').waitFor();
 
   step('price a model');
   await app.nav('Models & pricing');

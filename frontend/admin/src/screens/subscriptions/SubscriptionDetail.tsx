@@ -214,7 +214,7 @@ function ChangePlan({
     const result = await change({ input: { accountExternalId: account, planCode, cycle, idempotencyKey: preview.key } });
     setPreview(null);
     if (result.error) return setFormError(result.error.message);
-    const failure = failureOf(result.data?.changePlan, ['Subscription']);
+    const failure = failureOf(result.data?.changePlan, ['PlanSubscription']);
     if (failure) {
       const applied = applyFailure(failure, ['planCode', 'cycle']);
       setErrors(applied.fieldErrors);
@@ -292,7 +292,7 @@ function Cancel({ account, periodEnd, scheduled, onDone }: { account: string; pe
   async function confirm() {
     const result = await cancel({ account, atPeriodEnd: mode === 'end' });
     setConfirming(false);
-    const failure = result.error ? { message: result.error.message } : failureOf(result.data?.cancelSubscription, ['Subscription']);
+    const failure = result.error ? { message: result.error.message } : failureOf(result.data?.cancelSubscription, ['PlanSubscription']);
     if (failure) return setError(failure.message);
     setSuccess(mode === 'end' ? `The subscription ends ${formatDateTime(periodEnd)}.` : 'The subscription is canceled.');
     onDone();

@@ -133,7 +133,7 @@ function SubscribeForm() {
       },
     });
     if (result.error) return setFormError(result.error.message);
-    const failure = failureOf(result.data?.subscribe, ['Subscription']);
+    const failure = failureOf(result.data?.subscribe, ['PlanSubscription']);
     if (failure) {
       const applied = applyFailure(failure, Object.keys(values));
       setErrors(applied.fieldErrors);

@@ -81,7 +81,7 @@ export const ChangePlanDoc = graphql(`
   mutation ChangePlan($input: ChangePlanInput!) {
     changePlan(input: $input) {
       __typename
-      ... on Subscription { id planCode cycle }
+      ... on PlanSubscription { id planCode cycle }
       ... on ValidationFailed { field message }
       ... on AccountNotFound { externalId message }
       ... on NotFound { missingId: id message }
@@ -96,7 +96,7 @@ export const CancelDoc = graphql(`
   mutation CancelSubscription($account: String!, $atPeriodEnd: Boolean!) {
     cancelSubscription(accountExternalId: $account, atPeriodEnd: $atPeriodEnd) {
       __typename
-      ... on Subscription { id status cancelAtPeriodEnd }
+      ... on PlanSubscription { id status cancelAtPeriodEnd }
       ... on ValidationFailed { field message }
       ... on AccountNotFound { externalId message }
       ... on NotFound { missingId: id message }
@@ -111,7 +111,7 @@ export const SubscribeDoc = graphql(`
   mutation Subscribe($input: SubscribeInput!) {
     subscribe(input: $input) {
       __typename
-      ... on Subscription { id accountExternalId }
+      ... on PlanSubscription { id accountExternalId }
       ... on ValidationFailed { field message }
       ... on AccountNotFound { externalId message }
       ... on NotFound { missingId: id message }
