@@ -1,8 +1,10 @@
-import { useState, type FormEvent } from 'react';
+import { useCallback, useState, type FormEvent } from 'react';
 import { Link, useNavigate } from 'react-router';
 import { useMutation, useQuery } from 'urql';
 import type { FeatureKind } from '../../gql/graphql';
 import { usePermissions } from '../../auth/session';
+import { useLiveRefresh } from '../../live/live';
+import { PRICING_PUBLISHED } from '../../live/subscriptions';
 import { Empty, QueryState } from '../../components/states';
 import { applyFailure, CheckboxField, failureOf, FormError, FormSuccess, SelectField, TextField, type FieldErrors } from '../../components/forms';
 import { formatCredits, formatDateTime } from '../../lib/format';
@@ -13,7 +15,10 @@ import { TokenPackages } from './TokenPackages';
 
 export function PlansScreen() {
   const [archived, setArchived] = useState(false);
-  const [result] = useQuery({ query: PlansDoc, variables: { includeArchived: archived } });
+  const [result, reexecute] = useQuery({ query: PlansDoc, variables: { includeArchived: archived } });
+  const refresh = useCallback(() => reexecute({ requestPolicy: 'network-only' }), [reexecute]);
+  // Another operator (or replica) publishing a version shows up here at once.
+  useLiveRefresh(PRICING_PUBLISHED, {}, refresh);
   const { canWrite } = usePermissions();
   const [creating, setCreating] = useState(false);
   return (
