@@ -12,10 +12,9 @@ export interface ClientOptions {
   csrfToken: () => string | null;
   /** Called when the API says the session is gone (HTTP 401 or UNAUTHENTICATED). */
   onUnauthenticated: () => void;
-  /** An admin key for the WebSocket's connection_init; the session cookie is used without. */
+  /** An admin key for the WebSocket's connection_init (a page embedded elsewhere, a script);
+   * without one the upgrade request's session cookie signs the socket in. */
   bearerKey?: string | null;
-  /** Observes the WebSocket so the UI can say whether live updates are flowing. */
-  onSocket?: (event: 'connected' | 'closed' | 'error') => void;
 }
 
 function graphqlUrl(protocol: 'http' | 'ws'): string {
@@ -65,12 +64,6 @@ export function createApiClients(options: ClientOptions): ApiClients {
     retryAttempts: 5,
     connectionParams: () =>
       options.bearerKey ? { authorization: `Bearer ${options.bearerKey}` } : {},
-    jsonMessageReviver: undefined,
-    on: {
-      connected: () => options.onSocket?.('connected'),
-      closed: () => options.onSocket?.('closed'),
-      error: () => options.onSocket?.('error'),
-    },
   });
 
   const client = new Client({
