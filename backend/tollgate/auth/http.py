@@ -32,7 +32,7 @@ from tollgate.audit import service as audit
 from tollgate.auth import passwords, sessions, users
 from tollgate.auth.cache import PrincipalCache
 from tollgate.auth.models import AdminUser
-from tollgate.auth.service import Principal
+from tollgate.auth.service import Principal, parse_bearer
 from tollgate.auth.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
@@ -44,10 +44,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 
 def bearer_token(request: HTTPConnection) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+    return parse_bearer(request.headers.get("authorization", ""))
 
 
 def has_bearer(request: HTTPConnection) -> bool:
