@@ -47,7 +47,7 @@ def bearer_token(request: HTTPConnection) -> str | None:
     return parse_bearer(request.headers.get("authorization", ""))
 
 
-def has_bearer(request: HTTPConnection) -> bool:
+def _sends_authorization(request: HTTPConnection) -> bool:
     return "authorization" in request.headers
 
 
@@ -58,7 +58,7 @@ async def authenticate_request(state: State, request: HTTPConnection) -> Princip
     Works for a plain request and for a websocket handshake alike. A principal from the cookie
     has `via_session` set; before a state-changing request runs, check `csrf_refusal`."""
     principals: PrincipalCache = state.principals
-    if has_bearer(request):
+    if _sends_authorization(request):
         token = bearer_token(request)
         return None if token is None else await principals.authenticate(token)
     cookie = request.cookies.get(SESSION_COOKIE)
