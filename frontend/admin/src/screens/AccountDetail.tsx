@@ -391,7 +391,10 @@ function UsageSection({ accountExternalId }: { accountExternalId: string }) {
                 </p>
               ) : null}
               <h3>
-                Live feed <small className="muted">{streaming ? 'pushed as calls are booked' : 'refreshed every 5 s'}</small>
+                Live feed <small className="muted">{streaming ? 'pushed as calls are booked' : 'refreshed every 5 s'}</small>{' '}
+                <Link className="small" to={`/usage?account=${encodeURIComponent(accountExternalId)}`}>
+                  all of this account's usage
+                </Link>
               </h3>
               {data.usageEvents.nodes.length ? (
                 <table data-testid="usage-feed">

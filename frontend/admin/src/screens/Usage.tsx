@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from 'react';
-import { Link } from 'react-router';
+import { Link, useSearchParams } from 'react-router';
 import { useQuery } from 'urql';
 import { graphql } from '../gql';
 import type { UsageGrouping } from '../gql/graphql';
@@ -86,9 +86,9 @@ interface Filters {
   groupBy: UsageGrouping[];
 }
 
-function initial(): Filters {
+function initial(account: string): Filters {
   const now = new Date();
-  return { from: toLocalInput(startOfMonth(now)), to: toLocalInput(addDays(now, 1)), account: '', model: '', feature: '', groupBy: ['DAY'] };
+  return { from: toLocalInput(startOfMonth(now)), to: toLocalInput(addDays(now, 1)), account, model: '', feature: '', groupBy: ['DAY'] };
 }
 
 type SummaryRow = {
@@ -133,8 +133,9 @@ function download(name: string, text: string) {
 }
 
 export function UsageScreen() {
-  const [draft, setDraft] = useState<Filters>(initial);
-  const [applied, setApplied] = useState<Filters>(initial);
+  const [params] = useSearchParams();
+  const [draft, setDraft] = useState<Filters>(() => initial(params.get('account') ?? ''));
+  const [applied, setApplied] = useState<Filters>(() => initial(params.get('account') ?? ''));
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [pages, setPages] = useState<(string | null)[]>([null]);
   const from = fromLocalInput(applied.from) ?? '';

@@ -69,7 +69,10 @@ export function SubscriptionsScreen() {
                         <Link to={`/subscriptions/${encodeURIComponent(s.accountExternalId)}`}>{s.accountExternalId}</Link>
                       </td>
                       <td>
-                        {s.planName} <small className="muted">{s.planCode} v{s.planVersion.version}</small>
+                        <Link to={`/plans/${encodeURIComponent(s.planCode)}`}>{s.planName}</Link>{' '}
+                        <small className="muted">
+                          {s.planCode} v{s.planVersion.version}
+                        </small>
                       </td>
                       <td>
                         {STATUS_LABEL[s.status]}
