@@ -1,5 +1,5 @@
 import { Link } from 'react-router';
-import { formatDateTime, formatInteger, formatMicrosUsd } from '../lib/format';
+import { formatCredits, formatDateTime, formatInteger, formatMicrosUsd } from '../lib/format';
 
 export interface AlertRow {
   id: string;
@@ -30,6 +30,10 @@ function details(alert: AlertRow): string {
   const p = (typeof alert.payload === 'object' && alert.payload !== null ? alert.payload : {}) as Record<string, unknown>;
   if ((alert.kind === 'WARNING' || alert.kind === 'BLOCK') && typeof p.limit === 'string') {
     return `${p.limit.toLowerCase().replace(/_/g, ' ')}: ${amount(p.limit, p.used)} of ${amount(p.limit, p.limitValue)}`;
+  }
+  if (alert.kind === 'LOW_BALANCE' && (typeof p.used === 'number' || typeof p.used === 'string')) {
+    const floor = typeof p.limitValue === 'number' || typeof p.limitValue === 'string' ? ` (alert at ${formatCredits(p.limitValue)})` : '';
+    return `${formatCredits(p.used)} left${floor}`;
   }
   if (alert.kind === 'EMERGENCY_STOP') {
     const on = p.on === true ? 'switched on' : p.on === false ? 'switched off' : 'changed';
