@@ -1,4 +1,4 @@
-import { useId, type InputHTMLAttributes, type ReactNode, type SelectHTMLAttributes, type TextareaHTMLAttributes } from 'react';
+import { useEffect, useId, type InputHTMLAttributes, type ReactNode, type SelectHTMLAttributes, type TextareaHTMLAttributes } from 'react';
 
 export type FieldErrors = Record<string, string>;
 
@@ -53,6 +53,14 @@ export function Field({ label, error, hint, children }: FieldProps) {
   const hintId = `${id}-hint`;
   const errorId = `${id}-error`;
   const describedBy = [hint ? hintId : null, error ? errorId : null].filter(Boolean).join(' ') || undefined;
+  // A new error takes the keyboard to its field, unless an earlier field of the same answer
+  // already holds it: the first invalid field gets focus.
+  useEffect(() => {
+    if (!error) return;
+    const active = document.activeElement;
+    if (active instanceof HTMLElement && active.getAttribute('aria-invalid') === 'true') return;
+    document.getElementById(id)?.focus();
+  }, [error, id]);
   return (
     <div className={`field${error ? ' field-invalid' : ''}`}>
       <label htmlFor={id}>{label}</label>
