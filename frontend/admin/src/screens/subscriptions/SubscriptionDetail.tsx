@@ -325,7 +325,7 @@ function Cancel({ account, periodEnd, scheduled, onDone }: { account: string; pe
             onValue={(v) => setMode(v as 'end' | 'now')}
           />
           <button type="button" className="danger" onClick={() => setConfirming(true)}>
-            Cancel…
+            Cancel the subscription…
           </button>
         </>
       )}
