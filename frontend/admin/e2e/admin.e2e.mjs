@@ -250,6 +250,12 @@ try {
   await app.nav('Models & pricing');
   await page.getByRole('heading', { name: 'Model price catalog' }).waitFor();
   assert.equal(await page.getByRole('button', { name: 'Add a model price' }).count(), 0);
+  await app.nav('Plans & features');
+  await page.locator(`a[href$="/plans/${planCode}"]`).click();
+  await page.getByRole('heading', { name: 'Version 1' }).waitFor();
+  assert.equal(await page.getByRole('button', { name: /New draft|Archive plan/ }).count(), 0);
+  await app.nav('Subscriptions');
+  assert.equal(await page.getByRole('form', { name: 'Subscribe an account' }).count(), 0);
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByText('You are signed out.').waitFor();
 } catch (error) {
