@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tollgate.config import Settings
 
@@ -137,3 +140,61 @@ async def test_admin_spa_end_to_end(
     )
     assert "ok:" in done.stdout
     assert (screenshots / "02-overview.png").is_file()
+
+
+async def _refused(ws_url: str, headers: dict[str, str]) -> bool:
+    """Whether a websocket with these upgrade headers is turned away: at the handshake, or
+    closed 4403 at connection_init."""
+    init = json.dumps({"type": "connection_init", "payload": {}})
+    try:
+        async with connect(
+            ws_url,
+            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+            additional_headers=headers,
+        ) as ws:
+            await ws.send(init)
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            return ws.close_code == 4403
+    except InvalidStatus as refusal:
+        return refusal.response.status_code == 403
+
+
+async def test_admin_app_websocket_signs_in_with_the_session_cookie_from_its_own_origin(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The admin app's websocket carries no key: the session cookie signs it in, but only when
+    the upgrade request comes from a page of this host (another site's page must not ride a
+    signed-in browser's cookie)."""
+    with _serving(settings, tmp_path / "dist", tmp_path / "serve.log") as url:
+        async with httpx.AsyncClient(timeout=10) as http:
+            login = await http.post(
+                f"{url}/auth/login", json={"email": OWNER_EMAIL, "password": OWNER_PASSWORD}
+            )
+        assert login.status_code == 200, login.text
+        cookie = "; ".join(f"{k}={v}" for k, v in login.cookies.items())
+        ws_url = url.replace("http://", "ws://") + "/graphql"
+        init = json.dumps({"type": "connection_init", "payload": {}})
+        subscribe = json.dumps(
+            {
+                "id": "1",
+                "type": "subscribe",
+                "payload": {"query": "subscription { usageTicker(interval: 1) { calls } }"},
+            }
+        )
+
+        async with connect(
+            ws_url,
+            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+            additional_headers={"Cookie": cookie, "Origin": url},
+        ) as ws:
+            await ws.send(init)
+            assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+            await ws.send(subscribe)
+            tick = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert tick["type"] == "next", tick
+            assert tick["payload"]["data"]["usageTicker"]["calls"] == 0
+
+        assert await _refused(ws_url, {"Cookie": cookie, "Origin": "http://evil.example"})
+        assert await _refused(ws_url, {"Origin": url})
