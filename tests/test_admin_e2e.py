@@ -52,19 +52,17 @@ def _run(args: list[str], timeout: float, **kwargs: object) -> subprocess.Comple
 def chromium() -> Path:
     if not CHROMIUM.exists():
         done = _run([str(ROOT / "scripts" / "frontend-install-browser")], timeout=900)
-        if not CHROMIUM.exists():
-            pytest.skip(
-                "Chromium is not installed and scripts/frontend-install-browser could not "
-                f"install it:\n{(done.stdout + done.stderr)[-1500:]}"
-            )
+        assert CHROMIUM.exists(), (
+            "Chromium is not installed and scripts/frontend-install-browser could not "
+            f"install it:\n{(done.stdout + done.stderr)[-1500:]}"
+        )
     return CHROMIUM
 
 
 @pytest.fixture(scope="module")
 def built_spa() -> Path:
     """The admin SPA built by scripts/frontend-build (a no-op when it is up to date)."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("Node.js and npm are needed to build the admin SPA")
+    assert shutil.which("node") and shutil.which("npm"), "Node.js 20+ and npm build the admin SPA"
     done = _run([str(ROOT / "scripts" / "frontend-build")], timeout=900)
     assert done.returncode == 0, f"scripts/frontend-build failed:\n{done.stdout}\n{done.stderr}"
     dist = ADMIN / "dist"
