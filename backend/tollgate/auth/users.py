@@ -89,9 +89,7 @@ async def ensure_bootstrap_user(session: AsyncSession, email: str, password: str
 
 
 async def find_by_email(session: AsyncSession, email: str) -> AdminUser | None:
-    return await session.scalar(
-        select(AdminUser).where(AdminUser.email == normalize_email(email))
-    )
+    return await session.scalar(select(AdminUser).where(AdminUser.email == normalize_email(email)))
 
 
 async def list_users(session: AsyncSession) -> Sequence[AdminUser]:

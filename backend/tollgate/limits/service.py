@@ -24,7 +24,10 @@ from tollgate.limits import rules
 from tollgate.limits.models import AccountLimits, UsageWindow
 from tollgate.limits.rules import Crossing, Limits, WindowUsage
 from tollgate.notifications.service import notify_once
-from tollgate.subscriptions.current import plan_contents
+from tollgate.plans.models import PlanVersion
+from tollgate.subscriptions.current import contents_of, plan_contents
+from tollgate.subscriptions.lifecycle import LIVE
+from tollgate.subscriptions.models import Subscription
 
 
 @dataclass(frozen=True)
@@ -99,11 +102,24 @@ async def get_limits_many(
 ) -> dict[int, Limits | None]:
     """`get_limits` for many accounts with one query: what a metering batch needs."""
     wanted = list(set(account_ids))
+    # The account's own limits and its plan version in one round trip: this runs in every
+    # metering transaction.
     rows = (
-        await session.scalars(select(AccountLimits).where(AccountLimits.account_id.in_(wanted)))
+        await session.execute(
+            select(Account.id, AccountLimits, PlanVersion.id, PlanVersion.published_at)
+            .select_from(Account)
+            .outerjoin(AccountLimits, AccountLimits.account_id == Account.id)
+            .outerjoin(
+                Subscription,
+                and_(Subscription.account_id == Account.id, Subscription.status.in_(LIVE)),
+            )
+            .outerjoin(PlanVersion, PlanVersion.id == Subscription.plan_version_id)
+            .where(Account.id.in_(wanted))
+        )
     ).all()
-    own = {row.account_id: _limits_of(row) for row in rows}
-    inherited = await _plan_limits(session, wanted)
+    own = {row[0]: _limits_of(row[1]) for row in rows if row[1] is not None}
+    plans = {row[0]: (row[2], row[3]) for row in rows if row[2] is not None}
+    inherited = {a: c.limits for a, c in (await contents_of(session, plans)).items()}
     return {a: _combined(inherited.get(a), own.get(a)) for a in wanted}
 
 

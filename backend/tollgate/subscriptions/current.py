@@ -7,7 +7,7 @@ restored or reset under a running process), and read from PostgreSQL once per pr
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from sqlalchemy import select
@@ -37,7 +37,16 @@ async def plan_contents(
             return {}
         query = query.where(Subscription.account_id.in_(wanted))
     rows = (await session.execute(query)).all()
-    keys = {row.account_id: (row.id, row.published_at) for row in rows}
+    return await contents_of(session, {row.account_id: (row.id, row.published_at) for row in rows})
+
+
+VersionKey = tuple[int, datetime | None]  # (plan version id, published at)
+
+
+async def contents_of(
+    session: AsyncSession, keys: Mapping[int, VersionKey]
+) -> dict[int, VersionContent]:
+    """Account id -> content of the version its key names; reads only versions not yet cached."""
     missing = set(keys.values()) - _contents.keys()
     if missing:
         if len(_contents) + len(missing) > _MAX_CACHED:

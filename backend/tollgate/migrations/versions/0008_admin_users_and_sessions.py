@@ -69,9 +69,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_sessions")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_admin_sessions_token_hash")),
     )
-    op.create_index(
-        op.f("ix_admin_sessions_user_id"), "admin_sessions", ["user_id"], unique=False
-    )
+    op.create_index(op.f("ix_admin_sessions_user_id"), "admin_sessions", ["user_id"], unique=False)
 
 
 def downgrade() -> None:
