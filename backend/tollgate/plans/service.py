@@ -171,19 +171,29 @@ async def create_version(
     return version
 
 
-async def update_version(
-    session: AsyncSession, version_id: int, c: VersionContent
-) -> PlanVersion | NotFound | IllegalTransition | ValidationFailed:
+async def _locked_draft(
+    session: AsyncSession, version_id: int, action: str, published: str
+) -> PlanVersion | NotFound | IllegalTransition:
+    """The version, locked, when it is still a draft; `published` says why not otherwise."""
     version = await get_version(session, version_id, lock=True)
     if version is None:
         return NotFound(str(version_id), "no plan version with this id")
     if version.status != DRAFT:
-        return IllegalTransition(
-            str(version_id),
-            version.status,
-            "updatePlanVersion",
-            "a published version never changes: create a new version from it",
-        )
+        return IllegalTransition(str(version_id), version.status, action, published)
+    return version
+
+
+async def update_version(
+    session: AsyncSession, version_id: int, c: VersionContent
+) -> PlanVersion | NotFound | IllegalTransition | ValidationFailed:
+    version = await _locked_draft(
+        session,
+        version_id,
+        "updatePlanVersion",
+        "a published version never changes: create a new version from it",
+    )
+    if not isinstance(version, PlanVersion):
+        return version
     if (invalid := await check_content(session, c)) is not None:
         return invalid
     version.content = rules.to_json(c)
@@ -196,16 +206,11 @@ async def update_version(
 async def publish(
     session: AsyncSession, version_id: int, now: datetime
 ) -> PlanVersion | NotFound | IllegalTransition:
-    version = await get_version(session, version_id, lock=True)
-    if version is None:
-        return NotFound(str(version_id), "no plan version with this id")
-    if version.status != DRAFT:
-        return IllegalTransition(
-            str(version_id),
-            version.status,
-            "publishPlanVersion",
-            "this version is already published",
-        )
+    version = await _locked_draft(
+        session, version_id, "publishPlanVersion", "this version is already published"
+    )
+    if not isinstance(version, PlanVersion):
+        return version
     plan = await session.get(Plan, version.plan_id)
     assert plan is not None
     if plan.archived_at is not None:
