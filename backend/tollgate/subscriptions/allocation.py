@@ -16,7 +16,7 @@ from tollgate.errors import Rejected
 from tollgate.ledger import forfeit
 from tollgate.ledger.models import CreditGrant
 from tollgate.ledger.requests import GrantRequest
-from tollgate.ledger.service import grant_credits, utcnow
+from tollgate.ledger.service import Booked, grant_credits, utcnow
 from tollgate.subscriptions.models import Subscription, SubscriptionPeriod
 
 ACTOR = "system:subscriptions"
@@ -52,8 +52,8 @@ async def grant(
         ),
         actor=ACTOR,
     )
-    if not hasattr(booked, "transaction_id"):
-        raise Rejected(booked)  # type: ignore[arg-type]
+    if not isinstance(booked, Booked):
+        raise Rejected(booked)
     grant_id = await session.scalar(
         select(CreditGrant.id).where(CreditGrant.transaction_id == booked.transaction_id)
     )

@@ -36,7 +36,6 @@ from tollgate.plans.models import Plan
 from tollgate.plans.models import PlanVersion as PlanVersionRow
 from tollgate.pricing.cache import TOPIC as PRICING_TOPIC
 from tollgate.subscriptions import models, service
-from tollgate.subscriptions.lifecycle import LIVE
 from tollgate.subscriptions.models import Subscription as SubscriptionRow
 
 
@@ -251,12 +250,7 @@ class Query:
             account = await get_account(session, account_external_id)
             if account is None:
                 return None
-            sub = await session.scalar(
-                select(SubscriptionRow)
-                .where(SubscriptionRow.account_id == account.id)
-                .order_by(SubscriptionRow.status.in_(LIVE).desc(), SubscriptionRow.id.desc())
-                .limit(1)
-            )
+            sub = await service.latest_subscription(session, account.id)
             return None if sub is None else await subscription_view(session, sub)
 
     @strawberry.field(permission_classes=READ, description="Newest first.")

@@ -26,7 +26,7 @@ from tollgate.plans.models import Plan, PlanVersion
 from tollgate.subscriptions import allocation
 from tollgate.subscriptions.lifecycle import ACTIVE, CANCELED, EXPIRED, LIVE, PAST_DUE, TRIALING
 from tollgate.subscriptions.models import Subscription
-from tollgate.subscriptions.periods import Interval
+from tollgate.subscriptions.periods import Interval, period_containing
 from tollgate.subscriptions.service import content_of, end, move, record_event, start_period
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ async def _renew(session: AsyncSession, sub: Subscription, now: datetime) -> Non
     interval = Interval(sub.interval_unit, sub.interval_count)
     start = sub.current_period_end
     sub.current_period_start = start
-    sub.current_period_end = _next_end(sub.anchor_at, interval, start)
+    sub.current_period_end = period_containing(sub.anchor_at, interval, start)[1]
     sub.updated_at = now
     await session.flush()
     plan = await session.get(Plan, version.plan_id)
@@ -165,13 +165,6 @@ async def _renew(session: AsyncSession, sub: Subscription, now: datetime) -> Non
             "expired": left - row.rolled_over,
         },
     )
-
-
-def _next_end(anchor: datetime, interval: Interval, start: datetime) -> datetime:
-    n = 1
-    while interval.after(anchor, n) <= start:
-        n += 1
-    return interval.after(anchor, n)
 
 
 def _price(version: PlanVersion, sub: Subscription) -> tuple[str, int] | None:

@@ -454,19 +454,26 @@ async def change_plan(
     return sub
 
 
+async def latest_subscription(
+    session: AsyncSession, account_id: int, *, lock: bool = False
+) -> Subscription | None:
+    """The account's live subscription, else its most recent one."""
+    query = (
+        select(Subscription)
+        .where(Subscription.account_id == account_id)
+        .order_by(Subscription.status.in_(LIVE).desc(), Subscription.id.desc())
+        .limit(1)
+    )
+    return await session.scalar(query.with_for_update() if lock else query)
+
+
 async def _by_account(
-    session: AsyncSession, external_id: str, action: str
+    session: AsyncSession, external_id: str
 ) -> Subscription | AccountNotFound | NotFound:
     account = await get_account(session, external_id)
     if account is None:
         return AccountNotFound(external_id)
-    sub = await session.scalar(
-        select(Subscription)
-        .where(Subscription.account_id == account.id)
-        .order_by(Subscription.status.in_(LIVE).desc(), Subscription.id.desc())
-        .limit(1)
-        .with_for_update()
-    )
+    sub = await latest_subscription(session, account.id, lock=True)
     if sub is None:
         return NotFound(external_id, "the account has no subscription")
     return sub
@@ -480,7 +487,7 @@ async def cancel(
     actor: str,
     now: datetime,
 ) -> Subscription | AccountNotFound | NotFound | IllegalTransition:
-    sub = await _by_account(session, account_external_id, "cancelSubscription")
+    sub = await _by_account(session, account_external_id)
     if not isinstance(sub, Subscription):
         return sub
     if not lifecycle.can_move(sub.status, CANCELED):
