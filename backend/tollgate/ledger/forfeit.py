@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate.ledger import booking, wallets
@@ -67,9 +67,9 @@ async def expired_amounts(session: AsyncSession, grant_ids: Collection[int]) -> 
     if not grant_ids:
         return 0
     keys = [f"expiry:{g}" for g in grant_ids]
-    total = 0
-    for amount in await session.scalars(
-        select(LedgerTransaction.amount).where(LedgerTransaction.idempotency_key.in_(keys))
-    ):
-        total += int(amount)
-    return total
+    total = await session.scalar(
+        select(func.coalesce(func.sum(LedgerTransaction.amount), 0)).where(
+            LedgerTransaction.idempotency_key.in_(keys)
+        )
+    )
+    return int(total or 0)

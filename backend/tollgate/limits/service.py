@@ -25,7 +25,7 @@ from tollgate.limits.models import AccountLimits, UsageWindow
 from tollgate.limits.rules import Crossing, Limits, WindowUsage
 from tollgate.notifications.service import notify_once
 from tollgate.plans.models import PlanVersion
-from tollgate.subscriptions.current import contents_of, plan_contents
+from tollgate.subscriptions.current import contents_of
 from tollgate.subscriptions.lifecycle import LIVE
 from tollgate.subscriptions.models import Subscription
 
@@ -73,17 +73,6 @@ def _limits_of(row: AccountLimits) -> Limits:
     )
 
 
-async def _own_limits(session: AsyncSession, account_id: int) -> Limits | None:
-    row = await session.scalar(select(AccountLimits).where(AccountLimits.account_id == account_id))
-    return None if row is None else _limits_of(row)
-
-
-async def _plan_limits(session: AsyncSession, account_ids: Iterable[int]) -> dict[int, Limits]:
-    """Limits accounts get from their plan version, which their own settings override field by
-    field."""
-    return {a: c.limits for a, c in (await plan_contents(session, account_ids)).items()}
-
-
 def _combined(inherited: Limits | None, own: Limits | None) -> Limits | None:
     if inherited is None:
         return own
@@ -92,9 +81,7 @@ def _combined(inherited: Limits | None, own: Limits | None) -> Limits | None:
 
 async def get_limits(session: AsyncSession, account_id: int) -> Limits | None:
     """The limits in force for an account, or None when it has none."""
-    own = await _own_limits(session, account_id)
-    inherited = (await _plan_limits(session, [account_id])).get(account_id)
-    return _combined(inherited, own)
+    return (await get_limits_many(session, [account_id]))[account_id]
 
 
 async def get_limits_many(
