@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, update
+from sqlalchemy import func, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tollgate.accounts.models import Account
-from tollgate.db import table_of
-from tollgate.ledger.models import CreditGrant, LedgerEntry, LedgerTransaction, Wallet
+from tollgate.db import driver
+from tollgate.ledger.models import CreditGrant, LedgerEntry, LedgerTransaction
 
 # System wallets sit on the other side of every booking. Fixed negative ids: never collide with
 # generated ones, and need no look-up.
@@ -113,41 +112,44 @@ async def create_grant(
 
 
 async def change_grants(session: AsyncSession, deltas: Mapping[int, int]) -> None:
-    """Add to grants' `remaining`, one executemany whatever their number."""
-    grants = table_of(CreditGrant)
-    await _add(session, grants, grants.c.remaining, deltas)
+    """Add to grants' `remaining`, one statement whatever their number."""
+    await _add(session, _ADD_TO_GRANTS, deltas)
 
 
 async def change_pool_drawn(session: AsyncSession, deltas: Mapping[int, int]) -> None:
     """Add to members' net draws from their organisation's pool."""
-    accounts = table_of(Account)
-    await _add(session, accounts, accounts.c.pool_drawn, deltas)
+    await _add(session, _ADD_TO_POOL_DRAWN, deltas)
 
 
 async def change_wallets(session: AsyncSession, deltas: Mapping[int, tuple[int, int]]) -> None:
     """Add (balance, reserved) to wallets."""
-    rows = [{"key": w, "b": b, "r": r} for w, (b, r) in deltas.items() if b or r]
-    if rows:
-        wallets = table_of(Wallet)
-        await session.execute(
-            update(wallets)
-            .where(wallets.c.id == bindparam("key"))
-            .values(
-                balance=wallets.c.balance + bindparam("b"),
-                reserved=wallets.c.reserved + bindparam("r"),
-            ),
-            rows,
-        )
+    changed = [(w, b, r) for w, (b, r) in deltas.items() if b or r]
+    if changed:
+        ids, balances, reserved = (list(column) for column in zip(*changed, strict=True))
+        await (await driver(session)).execute(_ADD_TO_WALLETS, ids, balances, reserved)
 
 
-async def _add(session: AsyncSession, table: Table, column: Any, deltas: Mapping[int, int]) -> None:
-    rows = [{"key": k, "delta": d} for k, d in deltas.items() if d]
-    if rows:
-        await session.execute(
-            update(table)
-            .where(table.c.id == bindparam("key"))
-            .values({column: column + bindparam("delta")}),
-            rows,
+# Arrays in, one UPDATE out: an executemany would cost one round trip per row.
+_ADD_TO_GRANTS = """
+UPDATE credit_grants t SET remaining = t.remaining + d.delta
+FROM unnest($1::bigint[], $2::bigint[]) AS d(id, delta) WHERE t.id = d.id
+"""
+_ADD_TO_POOL_DRAWN = """
+UPDATE accounts t SET pool_drawn = t.pool_drawn + d.delta
+FROM unnest($1::bigint[], $2::bigint[]) AS d(id, delta) WHERE t.id = d.id
+"""
+_ADD_TO_WALLETS = """
+UPDATE wallets t SET balance = t.balance + d.balance, reserved = t.reserved + d.reserved
+FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS d(id, balance, reserved)
+WHERE t.id = d.id
+"""
+
+
+async def _add(session: AsyncSession, statement: str, deltas: Mapping[int, int]) -> None:
+    changed = [(k, d) for k, d in deltas.items() if d]
+    if changed:
+        await (await driver(session)).execute(
+            statement, [k for k, _ in changed], [d for _, d in changed]
         )
 
 

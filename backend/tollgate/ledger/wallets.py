@@ -15,6 +15,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate.accounts.models import Account, Organization
+from tollgate.db import driver
 from tollgate.ledger import booking
 from tollgate.ledger.models import CreditGrant, Wallet
 
@@ -90,44 +91,32 @@ async def lock_many(
     return await _lock_rows(session, sorted(set(wallet_ids)), now=now, skip_locked=False)
 
 
+# ORDER BY before FOR UPDATE: rows are locked in ascending id order, the ledger's lock order.
+_LOCK = """
+SELECT id, kind, account_id, organization_id, balance, reserved FROM wallets
+WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE
+"""
+_SKIP_LOCKED = _LOCK.replace("FOR UPDATE", "FOR UPDATE SKIP LOCKED")
+# Live grants in CONSUMPTION_ORDER.
+_LIVE_GRANTS = """
+SELECT wallet_id, id, remaining, source, priority, expires_at FROM credit_grants
+WHERE wallet_id = ANY($1::bigint[]) AND remaining > 0
+ORDER BY wallet_id, expires_at ASC NULLS LAST, priority ASC, id ASC
+"""
+
+
 async def _lock_rows(
     session: AsyncSession, wallet_ids: list[int], *, now: datetime, skip_locked: bool
 ) -> dict[int, LockedWallet]:
-    rows = (
-        await session.execute(
-            select(
-                Wallet.id,
-                Wallet.kind,
-                Wallet.account_id,
-                Wallet.organization_id,
-                Wallet.balance,
-                Wallet.reserved,
-            )
-            .where(Wallet.id.in_(wallet_ids))
-            .order_by(Wallet.id)
-            .with_for_update(skip_locked=skip_locked)
-        )
-    ).all()
-    locked = {row.id: LockedWallet(*row) for row in rows}
+    conn = await driver(session)
+    rows = await conn.fetch(_SKIP_LOCKED if skip_locked else _LOCK, wallet_ids)
+    locked = {row[0]: LockedWallet(*row) for row in rows}
     if not locked:
         return locked
-    grants = (
-        await session.execute(
-            select(
-                CreditGrant.wallet_id,
-                CreditGrant.id,
-                CreditGrant.remaining,
-                CreditGrant.source,
-                CreditGrant.priority,
-                CreditGrant.expires_at,
-            )
-            .where(CreditGrant.wallet_id.in_(list(locked)), CreditGrant.remaining > 0)
-            .order_by(CreditGrant.wallet_id, *CONSUMPTION_ORDER)
-        )
-    ).all()
-    for row in grants:
-        wallet = locked[row.wallet_id]
-        grant = Grant(row.id, row.remaining, row.source, row.priority, row.expires_at)
+    grants = await conn.fetch(_LIVE_GRANTS, list(locked))
+    for wallet_id, *fields in grants:
+        wallet = locked[wallet_id]
+        grant = Grant(*fields)
         if grant.expires_at is not None and grant.expires_at <= now:
             await expire_grant(session, wallet, grant)
             wallet.expired += 1

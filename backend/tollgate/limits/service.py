@@ -7,27 +7,25 @@ reads and writes of one account's counters are serialized by it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate.accounts.models import Account
 from tollgate.accounts.service import get_account
-from tollgate.db import table_of
+from tollgate.db import driver
 from tollgate.errors import AccountNotFound, ValidationFailed
 from tollgate.limits import rules
 from tollgate.limits.models import AccountLimits, UsageWindow
 from tollgate.limits.rules import Crossing, Limits, WindowUsage
 from tollgate.notifications.service import notify_once
-from tollgate.plans.models import PlanVersion
 from tollgate.subscriptions.current import contents_of
 from tollgate.subscriptions.lifecycle import LIVE
-from tollgate.subscriptions.models import Subscription
 
 
 @dataclass(frozen=True)
@@ -56,20 +54,21 @@ class LimitsReport:
     status: list[rules.LimitStatus] = field(default_factory=list)
 
 
-def _limits_of(row: AccountLimits) -> Limits:
+def _limits_of(row: Mapping[str, Any]) -> Limits:
+    allowed = row["allowed_models"]
     return Limits(
-        tokens_per_day=row.tokens_per_day,
-        tokens_per_month=row.tokens_per_month,
-        calls_per_day=row.calls_per_day,
-        calls_per_month=row.calls_per_month,
-        cost_per_day_micros=row.cost_per_day_micros,
-        cost_per_month_micros=row.cost_per_month_micros,
-        max_tokens_per_request=row.max_tokens_per_request,
-        requests_per_minute=row.requests_per_minute,
-        allowed_models=None if row.allowed_models is None else tuple(row.allowed_models),
-        timezone=row.timezone,
-        low_balance_credits=row.low_balance_credits,
-        thresholds={name: (pair[0], pair[1]) for name, pair in row.thresholds.items()},
+        tokens_per_day=row["tokens_per_day"],
+        tokens_per_month=row["tokens_per_month"],
+        calls_per_day=row["calls_per_day"],
+        calls_per_month=row["calls_per_month"],
+        cost_per_day_micros=row["cost_per_day_micros"],
+        cost_per_month_micros=row["cost_per_month_micros"],
+        max_tokens_per_request=row["max_tokens_per_request"],
+        requests_per_minute=row["requests_per_minute"],
+        allowed_models=None if allowed is None else tuple(allowed),
+        timezone=row["timezone"],
+        low_balance_credits=row["low_balance_credits"],
+        thresholds={name: (pair[0], pair[1]) for name, pair in row["thresholds"].items()},
     )
 
 
@@ -84,40 +83,42 @@ async def get_limits(session: AsyncSession, account_id: int) -> Limits | None:
     return (await get_limits_many(session, [account_id]))[account_id]
 
 
+# The account's own limits and its plan version in one round trip: this runs in every metering
+# transaction.
+_LIMITS_AND_PLAN = """
+SELECT a.id, l.account_id IS NOT NULL AS has_limits, l.tokens_per_day, l.tokens_per_month,
+    l.calls_per_day, l.calls_per_month, l.cost_per_day_micros, l.cost_per_month_micros,
+    l.max_tokens_per_request, l.requests_per_minute, l.allowed_models, l.timezone,
+    l.low_balance_credits, l.thresholds, v.id AS version_id, v.published_at
+FROM accounts a
+LEFT JOIN account_limits l ON l.account_id = a.id
+LEFT JOIN subscriptions s ON s.account_id = a.id AND s.status = ANY($2::text[])
+LEFT JOIN plan_versions v ON v.id = s.plan_version_id
+WHERE a.id = ANY($1::bigint[])
+"""
+
+
 async def get_limits_many(
     session: AsyncSession, account_ids: Iterable[int]
 ) -> dict[int, Limits | None]:
     """`get_limits` for many accounts with one query: what a metering batch needs."""
     wanted = list(set(account_ids))
-    # The account's own limits and its plan version in one round trip: this runs in every
-    # metering transaction.
-    rows = (
-        await session.execute(
-            select(Account.id, AccountLimits, PlanVersion.id, PlanVersion.published_at)
-            .select_from(Account)
-            .outerjoin(AccountLimits, AccountLimits.account_id == Account.id)
-            .outerjoin(
-                Subscription,
-                and_(Subscription.account_id == Account.id, Subscription.status.in_(LIVE)),
-            )
-            .outerjoin(PlanVersion, PlanVersion.id == Subscription.plan_version_id)
-            .where(Account.id.in_(wanted))
-        )
-    ).all()
-    own = {row[0]: _limits_of(row[1]) for row in rows if row[1] is not None}
-    plans = {row[0]: (row[2], row[3]) for row in rows if row[2] is not None}
+    rows = await (await driver(session)).fetch(_LIMITS_AND_PLAN, wanted, list(LIVE))
+    own = {row["id"]: _limits_of(row) for row in rows if row["has_limits"]}
+    plans = {
+        row["id"]: (row["version_id"], row["published_at"])
+        for row in rows
+        if row["version_id"] is not None
+    }
     inherited = {a: c.limits for a, c in (await contents_of(session, plans)).items()}
     return {a: _combined(inherited.get(a), own.get(a)) for a in wanted}
 
 
-def _window_filter(account_id: int, day_start: datetime, month_start: datetime) -> Any:
-    return and_(
-        UsageWindow.account_id == account_id,
-        or_(
-            and_(UsageWindow.period == "DAY", UsageWindow.starts_at == day_start),
-            and_(UsageWindow.period == "MONTH", UsageWindow.starts_at == month_start),
-        ),
-    )
+_WINDOWS = """
+SELECT period, tokens, calls, cost_micros FROM usage_windows
+WHERE account_id = $1 AND ((period = 'DAY' AND starts_at = $2)
+    OR (period = 'MONTH' AND starts_at = $3))
+"""
 
 
 async def window_usage(
@@ -125,13 +126,7 @@ async def window_usage(
 ) -> tuple[WindowUsage, WindowUsage]:
     """(day, month) usage recorded in the windows containing `at`."""
     _, _, day_start, month_start = rules.windows_for(at, timezone)
-    rows = (
-        await session.execute(
-            select(
-                UsageWindow.period, UsageWindow.tokens, UsageWindow.calls, UsageWindow.cost_micros
-            ).where(_window_filter(account_id, day_start, month_start))
-        )
-    ).all()
+    rows = await (await driver(session)).fetch(_WINDOWS, account_id, day_start, month_start)
     found = {period: WindowUsage(tokens, calls, cost) for period, tokens, calls, cost in rows}
     return found.get("DAY", WindowUsage()), found.get("MONTH", WindowUsage())
 
@@ -147,8 +142,7 @@ class UsageIncrement:
 
 
 async def add_usage_many(session: AsyncSession, increments: Iterable[UsageIncrement]) -> None:
-    """`add_usage` for a whole batch in one statement. Rows for the same window are summed
-    first: one INSERT … ON CONFLICT may not touch a row twice."""
+    """`add_usage` for a whole batch in one statement."""
     totals: dict[tuple[int, str, datetime], dict[str, Any]] = {}
     for inc in increments:
         if min(inc.tokens, inc.calls, inc.cost_micros) < 0:
@@ -163,21 +157,22 @@ async def add_usage_many(session: AsyncSession, increments: Iterable[UsageIncrem
             row["tokens"] += inc.tokens
             row["calls"] += inc.calls
             row["cost_micros"] += inc.cost_micros
-    if not totals:
-        return
-    table = table_of(UsageWindow)
-    stmt = insert(table)
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["account_id", "period", "starts_at"],
-            set_={
-                "tokens": table.c.tokens + stmt.excluded.tokens,
-                "calls": table.c.calls + stmt.excluded.calls,
-                "cost_micros": table.c.cost_micros + stmt.excluded.cost_micros,
-            },
-        ),
-        list(totals.values()),
-    )
+    if totals:
+        fields = ("account_id", "period", "starts_at", "window_key", "tokens", "calls")
+        columns = [[row[name] for row in totals.values()] for name in (*fields, "cost_micros")]
+        await (await driver(session)).execute(_ADD_TO_WINDOWS, *columns)
+
+
+# Rows for the same window were summed first: one INSERT … ON CONFLICT may not touch a row twice.
+_ADD_TO_WINDOWS = """
+INSERT INTO usage_windows (account_id, period, starts_at, window_key, tokens, calls, cost_micros)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::bigint[],
+    $6::bigint[], $7::bigint[])
+ON CONFLICT (account_id, period, starts_at) DO UPDATE SET
+    tokens = usage_windows.tokens + excluded.tokens,
+    calls = usage_windows.calls + excluded.calls,
+    cost_micros = usage_windows.cost_micros + excluded.cost_micros
+"""
 
 
 async def add_usage(

@@ -14,18 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate import errors
-from tollgate.db import table_of
+from tollgate.db import driver
 from tollgate.ledger.spending import LedgerWriter
 from tollgate.ledger.wallets import pool_headroom
 from tollgate.limits import rules as limit_rules
 from tollgate.limits import service as limits
 from tollgate.metering import holds, subjects
 from tollgate.metering.deps import MeteringDeps
-from tollgate.metering.models import Reservation
 from tollgate.metering.requests import AuthorizeRequest, check_authorize
 from tollgate.metering.results import Authorized, BatchOutcome, Denied, UsageWarning
 from tollgate.pricing.charge import CallUsage, price_call
@@ -216,15 +214,29 @@ async def _decide(
                 "model": p.request.model,
                 "feature": p.request.feature,
                 "byok": p.request.byok,
-                "status": "HELD",
                 "expires_at": expires_at,
             }
         )
         results[p.index] = Authorized(reservation_id, p.credits, expires_at, tuple(warnings))
 
     if reservations:
-        await session.execute(insert(table_of(Reservation)), reservations)
+        await (await driver(session)).execute(
+            _INSERT_HOLDS, *([r[name] for r in reservations] for name in _HOLD_FIELDS)
+        )
     await writer.flush(session)
+
+
+_HOLD_FIELDS = (
+    "id", "account_id", "wallet_id", "credits", "pool_wallet_id", "pool_credits",
+    "estimated_tokens", "estimated_cost_micros", "model", "feature", "byok", "expires_at",
+)  # fmt: skip
+_INSERT_HOLDS = """
+INSERT INTO reservations (id, account_id, wallet_id, credits, pool_wallet_id, pool_credits,
+    estimated_tokens, estimated_cost_micros, model, feature, byok, expires_at, status)
+SELECT *, 'HELD' FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[],
+    $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[],
+    $11::bool[], $12::timestamptz[])
+"""
 
 
 def _plus(usage: limit_rules.WindowUsage, held: holds.Held) -> limit_rules.WindowUsage:

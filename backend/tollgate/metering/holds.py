@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tollgate.db import Database
+from tollgate.db import Database, driver
 from tollgate.ledger.spending import LedgerWriter
 from tollgate.ledger.wallets import LockedWallet
 from tollgate.metering import subjects
@@ -36,26 +36,23 @@ async def expire(
     now: datetime,
 ) -> int:
     """Close the holds of these (locked) accounts that have run out of time."""
-    rows = (
-        await session.execute(
-            update(Reservation)
-            .where(
-                Reservation.account_id.in_(list(account_ids)),
-                Reservation.status == "HELD",
-                Reservation.expires_at <= now,
-            )
-            .values(status="EXPIRED", closed_at=now)
-            .returning(
-                Reservation.wallet_id,
-                Reservation.credits,
-                Reservation.pool_wallet_id,
-                Reservation.pool_credits,
-            )
-        )
-    ).all()
+    rows = await (await driver(session)).fetch(_EXPIRE, list(account_ids), now)
     for wallet_id, credits, pool_wallet_id, pool_credits in rows:
         give_back(writer, locked, wallet_id, credits, pool_wallet_id, pool_credits)
     return len(rows)
+
+
+_EXPIRE = """
+UPDATE reservations SET status = 'EXPIRED', closed_at = $2
+WHERE account_id = ANY($1::bigint[]) AND status = 'HELD' AND expires_at <= $2
+RETURNING wallet_id, credits, pool_wallet_id, pool_credits
+"""
+_HELD = """
+SELECT account_id, sum(credits), sum(pool_credits), sum(estimated_tokens),
+    sum(estimated_cost_micros), count(*)
+FROM reservations WHERE account_id = ANY($1::bigint[]) AND status = 'HELD'
+GROUP BY account_id
+"""
 
 
 def give_back(
@@ -72,20 +69,7 @@ def give_back(
 
 
 async def held(session: AsyncSession, account_ids: Iterable[int]) -> dict[int, Held]:
-    rows = (
-        await session.execute(
-            select(
-                Reservation.account_id,
-                func.sum(Reservation.credits),
-                func.sum(Reservation.pool_credits),
-                func.sum(Reservation.estimated_tokens),
-                func.sum(Reservation.estimated_cost_micros),
-                func.count(),
-            )
-            .where(Reservation.account_id.in_(list(account_ids)), Reservation.status == "HELD")
-            .group_by(Reservation.account_id)
-        )
-    ).all()
+    rows = await (await driver(session)).fetch(_HELD, list(account_ids))
     return {row[0]: Held(*(int(v) for v in row[1:])) for row in rows}
 
 

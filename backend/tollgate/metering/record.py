@@ -11,19 +11,17 @@ events and the balances it changed are published for live subscribers (tollgate.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate import errors
-from tollgate.apikeys.models import ApiKey
-from tollgate.db import table_of
+from tollgate.db import driver
 from tollgate.ledger.spending import LedgerWriter
 from tollgate.ledger.wallets import Balance, LockedWallet, pool_headroom
 from tollgate.limits import rules as limit_rules
@@ -31,7 +29,6 @@ from tollgate.limits import service as limits
 from tollgate.live import channels
 from tollgate.metering import holds, subjects
 from tollgate.metering.deps import MeteringDeps
-from tollgate.metering.models import Reservation, UsageEvent
 from tollgate.metering.requests import UsageEventInput, check_event
 from tollgate.metering.results import BatchOutcome, Recorded
 from tollgate.pricing.charge import CallUsage, Charge, price_call
@@ -50,6 +47,52 @@ class ConcurrentDuplicate(Exception):
     """Another transaction inserted one of our event ids first: roll back and run again."""
 
 
+_EARLIER_EVENTS = """
+SELECT event_id, request_hash, cost_micros, charge_micros, credits, uncollected_credits, flags,
+    transaction_id
+FROM usage_events WHERE event_id = ANY($1::text[])
+"""
+_RESERVATIONS = """
+SELECT id, account_id, status, wallet_id, credits, pool_wallet_id, pool_credits
+FROM reservations WHERE id = ANY($1::uuid[]) FOR UPDATE
+"""
+_SETTLE = "UPDATE reservations SET status = 'SETTLED', closed_at = $2 WHERE id = ANY($1::uuid[])"
+_ADD_KEY_SPEND = """
+UPDATE api_keys t SET spend_credits = t.spend_credits + d.delta
+FROM unnest($1::bigint[], $2::bigint[]) AS d(id, delta) WHERE t.id = d.id
+"""
+# A batch's events as one INSERT of arrays. Flags travel comma-joined: unnest would flatten an
+# array of arrays.
+_EVENT_FIELDS = (
+    "event_id", "request_hash", "account_id", "model", "provider", "feature", "input_tokens",
+    "output_tokens", "cached_input_tokens", "images", "cost_micros", "charge_micros", "credits",
+    "uncollected_credits", "byok", "flags", "reservation_id", "transaction_id", "api_key_id",
+    "details", "occurred_at",
+)  # fmt: skip
+_INSERT_EVENTS = """
+INSERT INTO usage_events (event_id, request_hash, account_id, model, provider, feature,
+    input_tokens, output_tokens, cached_input_tokens, images, cost_micros, charge_micros,
+    credits, uncollected_credits, byok, flags, reservation_id, transaction_id, api_key_id,
+    details, occurred_at)
+SELECT e, h, a, m, p, f, i, o, c, im, cm, ch, cr, u, b,
+    CASE WHEN fl = '' THEN '{}'::text[] ELSE string_to_array(fl, ',') END, r, t, k, d, at
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+    $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[],
+    $13::bigint[], $14::bigint[], $15::bool[], $16::text[], $17::uuid[], $18::uuid[],
+    $19::bigint[], $20::jsonb[], $21::timestamptz[])
+    AS v(e, h, a, m, p, f, i, o, c, im, cm, ch, cr, u, b, fl, r, t, k, d, at)
+ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id
+"""
+
+
+def _event_columns(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    columns = [[row[name] for row in rows] for name in _EVENT_FIELDS]
+    columns[_EVENT_FIELDS.index("flags")] = [",".join(row["flags"]) for row in rows]
+    columns[_EVENT_FIELDS.index("details")] = [json.dumps(row["details"]) for row in rows]
+    return columns
+
+
 @dataclass
 class _Priced:
     index: int
@@ -60,18 +103,18 @@ class _Priced:
 
 
 def _replay(row: Any, event: UsageEventInput) -> Recorded | errors.IdempotencyConflict:
-    if row.request_hash != event.fingerprint():
+    if row["request_hash"] != event.fingerprint():
         return errors.IdempotencyConflict(
             event.event_id, "this eventId was recorded with different values"
         )
     return Recorded(
-        event_id=row.event_id,
-        cost_micros=row.cost_micros,
-        charge_micros=row.charge_micros,
-        credits=row.credits,
-        uncollected_credits=row.uncollected_credits,
-        flags=tuple(row.flags),
-        transaction_id=row.transaction_id,
+        event_id=row["event_id"],
+        cost_micros=row["cost_micros"],
+        charge_micros=row["charge_micros"],
+        credits=row["credits"],
+        uncollected_credits=row["uncollected_credits"],
+        flags=tuple(row["flags"]),
+        transaction_id=row["transaction_id"],
     )
 
 
@@ -151,15 +194,10 @@ async def _book(
     policies = await limits.get_limits_many(session, chosen)
     locked = await subjects.lock(session, chosen.values(), now=now)
     # Under the locks: an earlier booking of the same event for the same account is visible.
+    conn = await driver(session)
     existing = {
-        row.event_id: row
-        for row in (
-            await session.execute(
-                select(UsageEvent).where(
-                    UsageEvent.event_id.in_([p.event.event_id for p in priced])
-                )
-            )
-        ).scalars()
+        row["event_id"]: row
+        for row in await conn.fetch(_EARLIER_EVENTS, [p.event.event_id for p in priced])
     }
     writer = LedgerWriter("system:metering")
     await holds.expire(session, writer, locked, chosen, now)
@@ -167,24 +205,12 @@ async def _book(
     members = [a for a, subject in chosen.items() if subject.pool_wallet_id is not None]
     in_flight = defaultdict(holds.Held, await holds.held(session, members) if members else {})
     wanted = [p.event.reservation_id for p in priced if p.event.reservation_id is not None]
-    reservations = (
-        {
-            r.id: r
-            for r in (
-                await session.scalars(
-                    select(Reservation).where(Reservation.id.in_(wanted)).with_for_update()
-                )
-            ).all()
-        }
-        if wanted
-        else {}
-    )
+    reservations = {r["id"]: r for r in (await conn.fetch(_RESERVATIONS, wanted) if wanted else [])}
 
     own_spent: dict[int, int] = defaultdict(int)
     pool_spent: dict[int, int] = defaultdict(int)  # by pool wallet
     member_pool: dict[int, int] = defaultdict(int)  # by account
     rows: list[dict[str, Any]] = []
-    settled: list[dict[str, Any]] = []
     closed: set[uuid.UUID] = set()
     for p in priced:
         if (earlier := existing.get(p.event.event_id)) is not None:
@@ -202,26 +228,25 @@ async def _book(
         if p.event.reservation_id is not None:
             if (
                 reservation is None
-                or reservation.account_id != account_id
-                or reservation.status != "HELD"
-                or reservation.id in closed
+                or reservation["account_id"] != account_id
+                or reservation["status"] != "HELD"
+                or reservation["id"] in closed
             ):
                 flags.append("HOLD_NOT_ACTIVE")
             else:
                 holds.give_back(
                     writer,
                     locked,
-                    reservation.wallet_id,
-                    reservation.credits,
-                    reservation.pool_wallet_id,
-                    reservation.pool_credits,
+                    reservation["wallet_id"],
+                    reservation["credits"],
+                    reservation["pool_wallet_id"],
+                    reservation["pool_credits"],
                 )
-                held.pool_credits -= reservation.pool_credits
-                hold = reservation.credits + reservation.pool_credits
+                held.pool_credits -= reservation["pool_credits"]
+                hold = reservation["credits"] + reservation["pool_credits"]
                 # Kept here, not on the loaded row: the statement below closes it, and a
                 # changed ORM object would be written a second time at commit.
-                closed.add(reservation.id)
-                settled.append({"key": reservation.id})
+                closed.add(reservation["id"])
                 settles = True
         credits = p.charge.credits
         if settles and credits > hold:
@@ -290,25 +315,11 @@ async def _book(
     for row in rows:
         row["transaction_id"] = transactions.get(row["account_id"])
     if rows:
-        events = table_of(UsageEvent)
-        inserted = (
-            await session.execute(
-                insert(events)
-                .on_conflict_do_nothing(index_elements=["event_id"])
-                .returning(events.c.event_id),
-                [{k: v for k, v in r.items() if k != "_index"} for r in rows],
-            )
-        ).all()
+        inserted = await conn.fetch(_INSERT_EVENTS, *_event_columns(rows))
         if len(inserted) != len(rows):
             raise ConcurrentDuplicate
-    if settled:
-        table = table_of(Reservation)
-        await session.execute(
-            update(table)
-            .where(table.c.id == bindparam("key"))
-            .values(status="SETTLED", closed_at=now),
-            settled,
-        )
+    if closed:
+        await conn.execute(_SETTLE, list(closed), now)
     await writer.flush(session)
     await limits.add_usage_many(session, _increments(rows, policies))
     await _add_key_spend(session, rows)
@@ -356,14 +367,10 @@ async def _add_key_spend(session: AsyncSession, rows: list[dict[str, Any]]) -> N
     for row in rows:
         if row["api_key_id"] is not None:
             spend[row["api_key_id"]] += row["credits"]
-    rows_of_keys = [{"key": k, "delta": d} for k, d in spend.items() if d]
-    if rows_of_keys:
-        keys = table_of(ApiKey)
-        await session.execute(
-            update(keys)
-            .where(keys.c.id == bindparam("key"))
-            .values(spend_credits=keys.c.spend_credits + bindparam("delta")),
-            rows_of_keys,
+    changed = [(k, d) for k, d in spend.items() if d]
+    if changed:
+        await (await driver(session)).execute(
+            _ADD_KEY_SPEND, [k for k, _ in changed], [d for _, d in changed]
         )
 
 

@@ -10,13 +10,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
-from tollgate.accounts.models import Account, Organization
+from tollgate.db import driver
 from tollgate.ledger import wallets
-from tollgate.ledger.models import Wallet
 
 
 @dataclass
@@ -30,37 +27,26 @@ class Subject:
     pool_drawn: int = 0
 
 
+# Each organisation has one pool wallet; an account outside one gets NULLs.
+_SUBJECTS = """
+SELECT a.id, a.external_id, w.id, a.organization_id, p.id, o.member_cap
+FROM accounts a
+JOIN wallets w ON w.account_id = a.id
+LEFT JOIN wallets p ON p.organization_id = a.organization_id
+LEFT JOIN organizations o ON o.id = a.organization_id
+WHERE {condition}
+"""
+_BY_EXTERNAL_ID = _SUBJECTS.format(condition="a.external_id = ANY($1::text[])")
+_BY_ID = _SUBJECTS.format(condition="a.id = ANY($1::bigint[])")
+
+
 async def find(session: AsyncSession, external_ids: Iterable[str]) -> dict[str, Subject]:
-    rows = await _query(session, Account.external_id.in_(set(external_ids)))
-    return {s.external_id: s for s in rows}
+    rows = await (await driver(session)).fetch(_BY_EXTERNAL_ID, list(set(external_ids)))
+    return {row[1]: Subject(*row) for row in rows}
 
 
 async def by_ids(session: AsyncSession, account_ids: Iterable[int]) -> list[Subject]:
-    return await _query(session, Account.id.in_(set(account_ids)))
-
-
-# Built once: an alias made per call costs more to construct than the query takes to run.
-_POOL = aliased(Wallet)
-
-
-async def _query(session: AsyncSession, condition: ColumnElement[bool]) -> list[Subject]:
-    pool = _POOL
-    rows = (
-        await session.execute(
-            select(
-                Account.id,
-                Account.external_id,
-                Wallet.id,
-                Account.organization_id,
-                pool.id,
-                Organization.member_cap,
-            )
-            .join(Wallet, Wallet.account_id == Account.id)
-            .outerjoin(pool, pool.organization_id == Account.organization_id)
-            .outerjoin(Organization, Organization.id == Account.organization_id)
-            .where(condition)
-        )
-    ).all()
+    rows = await (await driver(session)).fetch(_BY_ID, list(set(account_ids)))
     return [Subject(*row) for row in rows]
 
 
@@ -76,13 +62,10 @@ async def lock(
             session, [s.pool_wallet_id for s in members if s.pool_wallet_id], now=now
         )
         drawn = dict(
-            (
-                await session.execute(
-                    select(Account.id, Account.pool_drawn).where(
-                        Account.id.in_([s.account_id for s in members])
-                    )
-                )
-            ).all()
+            await (await driver(session)).fetch(
+                "SELECT id, pool_drawn FROM accounts WHERE id = ANY($1::bigint[])",
+                [s.account_id for s in members],
+            )
         )
         for s in members:
             s.pool_drawn = int(drawn[s.account_id])
