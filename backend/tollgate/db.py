@@ -67,12 +67,21 @@ async def driver(session: AsyncSession) -> asyncpg.Connection:
     SQLAlchemy begins its transaction lazily, on the first statement; begin it here if nothing
     has run yet, or the plain statement would run outside it.
     """
+    transaction = session.sync_session.get_transaction()
+    cached = session.info.get(_DRIVER)
+    if cached is not None and transaction is not None and cached[0] is transaction:
+        return cast(asyncpg.Connection, cached[1])
     connection = await session.connection()
     adapter: Any = (await connection.get_raw_connection()).dbapi_connection
     if adapter._transaction is None:
         await adapter._start_transaction()
     driver_connection: asyncpg.Connection = adapter.driver_connection
+    # Kept for the rest of this transaction: asking the session again costs more than a query.
+    session.info[_DRIVER] = (session.sync_session.get_transaction(), driver_connection)
     return driver_connection
+
+
+_DRIVER = "tollgate.driver"
 
 
 class Database:

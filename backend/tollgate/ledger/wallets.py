@@ -113,6 +113,8 @@ async def _lock_rows(
     locked = {row[0]: LockedWallet(*row) for row in rows}
     if not locked:
         return locked
+    # A second statement, not a join in the first: under READ COMMITTED the lock waits for the
+    # previous holder, but a join would read grants from the snapshot taken before that wait.
     grants = await conn.fetch(_LIVE_GRANTS, list(locked))
     for wallet_id, *fields in grants:
         wallet = locked[wallet_id]
