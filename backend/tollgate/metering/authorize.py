@@ -26,6 +26,7 @@ from tollgate.metering import holds, subjects
 from tollgate.metering.deps import MeteringDeps
 from tollgate.metering.requests import AuthorizeRequest, check_authorize
 from tollgate.metering.results import Authorized, BatchOutcome, Denied, UsageWarning
+from tollgate.metering.scope import BatchScope
 from tollgate.pricing.charge import CallUsage, price_call
 
 AuthorizeResult: TypeAlias = (
@@ -45,10 +46,16 @@ class _Pending:
 
 
 async def authorize_batch(
-    session: AsyncSession, deps: MeteringDeps, requests: list[AuthorizeRequest], *, now: datetime
+    session: AsyncSession,
+    deps: MeteringDeps,
+    requests: list[AuthorizeRequest],
+    *,
+    now: datetime,
+    scope: BatchScope | None = None,
 ) -> BatchOutcome[Result]:
+    scope = scope or BatchScope(session, now)
     results: list[AuthorizeResult | None] = [None] * len(requests)
-    found = await subjects.find(session, {r.account_external_id for r in requests})
+    found = await scope.find(r.account_external_id for r in requests)
     pending: list[_Pending] = []
     for i, request in enumerate(requests):
         decided = await _precheck(deps, request, found.get(request.account_external_id), now)
@@ -59,7 +66,7 @@ async def authorize_batch(
             results[i] = decided
     outcome = BatchOutcome[Result](results=[])
     if pending:
-        await _decide(session, deps, pending, results, outcome, now)
+        await _decide(scope, deps, pending, results, outcome)
     outcome.results = [r for r in results if r is not None]
     assert len(outcome.results) == len(requests)
     return outcome
@@ -104,15 +111,14 @@ async def _precheck(
 
 
 async def _decide(
-    session: AsyncSession,
+    scope: BatchScope,
     deps: MeteringDeps,
     pending: list[_Pending],
     results: list[AuthorizeResult | None],
     outcome: BatchOutcome[Result],
-    now: datetime,
 ) -> None:
-    accounts = {p.subject.account_id: p.subject for p in pending}
-    policy = await limits.get_limits_many(session, accounts)
+    session, now = scope.session, scope.now
+    policy = await scope.limits(p.subject.account_id for p in pending)
     # Model access and the per-minute rate are decided before taking any lock.
     admitted: list[_Pending] = []
     for p in pending:
@@ -140,9 +146,9 @@ async def _decide(
         return
 
     chosen = {p.subject.account_id: p.subject for p in admitted}
-    locked = await subjects.lock(session, chosen.values(), now=now)
+    locked = await scope.lock(chosen.values())
     writer = LedgerWriter("system:metering")
-    await holds.expire(session, writer, locked, chosen, now)
+    await scope.expire_holds(writer, chosen)
     # Holds in flight count against limits and a member's pool share; skip the query otherwise.
     needy = [a for a, subject in chosen.items() if policy[a] is not None or subject.pool_wallet_id]
     in_flight = defaultdict(holds.Held, await holds.held(session, needy) if needy else {})

@@ -7,9 +7,11 @@ wallet, over many requests. A caller's future resolves only after its transactio
 an acknowledged booking is durable in PostgreSQL whatever happens to Redis.
 
 PostgreSQL serializes updates of one row at roughly one transaction per round trip and fsync;
-booking N requests of a hot account per transaction multiplies that ceiling by N. `lanes`
-transactions may be in flight at once, so work for different accounts is not queued behind
-one slow batch.
+booking N requests of a hot account per transaction multiplies that ceiling by N. Up to `lanes`
+transactions may be in flight at once, but never two touching the same key (the account): a
+second transaction for a hot account would only wait for the first one's row lock while
+holding a connection, and split the batch that could have shared one. Work for other accounts
+goes ahead in another lane instead of queueing behind a slow batch.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ AfterCommit = Callable[[BatchOutcome[Any]], Awaitable[None]]
 class _Unit(Generic[Req, Res]):
     requests: list[Req]
     future: asyncio.Future[list[Res]]
+    keys: frozenset[str]
 
 
 class GroupCommitter(Generic[Req, Res]):
@@ -48,19 +51,21 @@ class GroupCommitter(Generic[Req, Res]):
         db: Database,
         run: Runner[Req, Res],
         after_commit: AfterCommit,
+        key: Callable[[Req], str],
         *,
         max_batch: int = 1_000,
         lanes: int = 2,
     ) -> None:
-        self._db, self._run, self._after_commit = db, run, after_commit
+        self._db, self._run, self._after_commit, self._key = db, run, after_commit, key
         self._max_batch, self._lanes = max_batch, lanes
         self._queue: list[_Unit[Req, Res]] = []
         self._busy = 0
+        self._in_flight: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, requests: list[Req]) -> list[Res]:
         future: asyncio.Future[list[Res]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Unit(requests, future))
+        self._queue.append(_Unit(requests, future, frozenset(map(self._key, requests))))
         if self._busy < self._lanes:
             self._busy += 1
             task = asyncio.create_task(self._drain())
@@ -75,17 +80,34 @@ class GroupCommitter(Generic[Req, Res]):
                 # requests that just arrived, join this batch instead of the next.
                 await asyncio.sleep(0)
                 batch = self._take()
-                await self._commit(batch)
+                if not batch:
+                    return  # what is queued waits for keys another lane holds; it takes them
+                keys = frozenset().union(*(u.keys for u in batch))
+                self._in_flight |= keys
+                try:
+                    await self._commit(batch)
+                finally:
+                    self._in_flight -= keys
         finally:
             self._busy -= 1
 
     def _take(self) -> list[_Unit[Req, Res]]:
+        """Queued units in order, up to the bound, skipping those whose keys are in flight.
+        A skipped unit's keys are kept back from later units too, so that a unit spanning
+        many accounts is not starved by a stream of small ones."""
         taken: list[_Unit[Req, Res]] = []
+        left: list[_Unit[Req, Res]] = []
+        blocked = set(self._in_flight)
         size = 0
-        while self._queue and (not taken or size + len(self._queue[0].requests) <= self._max_batch):
-            unit = self._queue.pop(0)
-            taken.append(unit)
-            size += len(unit.requests)
+        for unit in self._queue:
+            fits = not taken or size + len(unit.requests) <= self._max_batch
+            if fits and blocked.isdisjoint(unit.keys):
+                taken.append(unit)
+                size += len(unit.requests)
+            else:
+                left.append(unit)
+                blocked |= unit.keys
+        self._queue = left
         return taken
 
     async def _commit(self, batch: list[_Unit[Req, Res]]) -> None:

@@ -31,6 +31,7 @@ from tollgate.metering import holds, subjects
 from tollgate.metering.deps import MeteringDeps
 from tollgate.metering.requests import UsageEventInput, check_event
 from tollgate.metering.results import BatchOutcome, Recorded
+from tollgate.metering.scope import BatchScope
 from tollgate.pricing.charge import CallUsage, Charge, price_call
 
 RecordResult: TypeAlias = (
@@ -119,10 +120,16 @@ def _replay(row: Any, event: UsageEventInput) -> Recorded | errors.IdempotencyCo
 
 
 async def record_batch(
-    session: AsyncSession, deps: MeteringDeps, events: list[UsageEventInput], *, now: datetime
+    session: AsyncSession,
+    deps: MeteringDeps,
+    events: list[UsageEventInput],
+    *,
+    now: datetime,
+    scope: BatchScope | None = None,
 ) -> BatchOutcome[Result]:
+    scope = scope or BatchScope(session, now)
     results: list[RecordResult | None] = [None] * len(events)
-    found = await subjects.find(session, {e.account_external_id for e in events})
+    found = await scope.find(e.account_external_id for e in events)
     priced: list[_Priced] = []
     first_index: dict[str, int] = {}
     repeats: list[int] = []
@@ -143,7 +150,7 @@ async def record_batch(
 
     outcome = BatchOutcome[Result](results=[])
     if priced:
-        await _book(session, deps, priced, results, outcome, now)
+        await _book(scope, priced, results, outcome)
     for i in repeats:
         first = results[first_index[events[i].event_id]]
         same = events[i].fingerprint() == events[first_index[events[i].event_id]].fingerprint()
@@ -181,18 +188,15 @@ def _price(
 
 
 async def _book(
-    session: AsyncSession,
-    deps: MeteringDeps,
+    scope: BatchScope,
     priced: list[_Priced],
     results: list[RecordResult | None],
     outcome: BatchOutcome[Result],
-    now: datetime,
 ) -> None:
+    session, now = scope.session, scope.now
     chosen = {p.subject.account_id: p.subject for p in priced}
-    # Read before locking: limits do not change under a booking, and every statement saved
-    # while the wallets are locked is time another batch of the same account does not wait.
-    policies = await limits.get_limits_many(session, chosen)
-    locked = await subjects.lock(session, chosen.values(), now=now)
+    policies = await scope.limits(chosen)
+    locked = await scope.lock(chosen.values())
     # Under the locks: an earlier booking of the same event for the same account is visible.
     conn = await driver(session)
     existing = {
@@ -200,7 +204,7 @@ async def _book(
         for row in await conn.fetch(_EARLIER_EVENTS, [p.event.event_id for p in priced])
     }
     writer = LedgerWriter("system:metering")
-    await holds.expire(session, writer, locked, chosen, now)
+    await scope.expire_holds(writer, chosen)
     # Other holds matter here only for a member's share of its organisation's pool.
     members = [a for a, subject in chosen.items() if subject.pool_wallet_id is not None]
     in_flight = defaultdict(holds.Held, await holds.held(session, members) if members else {})
@@ -335,6 +339,9 @@ async def _book(
         )
     outcome.alerts += await _alerts(session, policies, chosen, locked, now)
     _live_events(outcome, rows, chosen, locked, member_pool, now)
+    # Holds decided later in this transaction must count this batch's draws on the pools.
+    for account_id, taken in member_pool.items():
+        chosen[account_id].pool_drawn += taken
 
 
 def _live_events(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 from redis.asyncio import Redis
 from sqlalchemy import select
@@ -21,44 +22,73 @@ from tollgate.metering.deps import MeteringDeps
 from tollgate.metering.models import Reservation
 from tollgate.metering.record import RecordResult, record_batch
 from tollgate.metering.requests import MAX_BATCH, AuthorizeRequest, UsageEventInput
-from tollgate.metering.results import BatchOutcome, Released
+from tollgate.metering.results import Authorized, BatchOutcome, Denied, Recorded, Released
+from tollgate.metering.scope import BatchScope
+
+Request: TypeAlias = AuthorizeRequest | UsageEventInput
+Response: TypeAlias = AuthorizeResult | RecordResult
 
 
 class Metering:
     def __init__(self, db: Database, redis: Redis, deps: MeteringDeps) -> None:
         self.db, self.redis, self.deps = db, redis, deps
-        self._authorize = GroupCommitter(db, self._authorize_batch, self._publish)
-        self._record = GroupCommitter(db, self._record_batch, self._publish)
+        # One committer for both: a hot account's bookings and holds share one transaction,
+        # one lookup and one lock instead of queueing for its wallet row in two.
+        self._committer = GroupCommitter(db, self._run, self._publish, _account_of)
 
     async def authorize(self, request: AuthorizeRequest) -> AuthorizeResult:
-        return (await self._authorize.submit([request]))[0]
+        result = (await self._committer.submit([request]))[0]
+        assert not isinstance(result, Recorded | errors.IdempotencyConflict)
+        return result
 
     async def record(self, events: list[UsageEventInput]) -> list[RecordResult]:
         if len(events) > MAX_BATCH:
             raise ValueError(f"at most {MAX_BATCH} events per call")
         if not events:
             return []
-        return await self._record.submit(events)
+        results = await self._committer.submit(list(events))
+        assert not any(isinstance(r, Authorized | Denied) for r in results)
+        return cast(list[RecordResult], results)
 
     async def release(self, reservation_id: uuid.UUID) -> Released | errors.NotFound:
         now = datetime.now(UTC)
         async with self.db.transaction() as session:
             return await release(session, reservation_id, now)
 
-    async def _authorize_batch(
-        self, session: AsyncSession, requests: list[AuthorizeRequest], now: datetime
-    ) -> BatchOutcome[AuthorizeResult]:
-        return await authorize_batch(session, self.deps, requests, now=now)
-
-    async def _record_batch(
-        self, session: AsyncSession, events: list[UsageEventInput], now: datetime
-    ) -> BatchOutcome[RecordResult]:
-        return await record_batch(session, self.deps, events, now=now)
+    async def _run(
+        self, session: AsyncSession, requests: list[Request], now: datetime
+    ) -> BatchOutcome[Response]:
+        """Bookings first, so that the holds decided after them see the credits they freed."""
+        scope = BatchScope(session, now)
+        found = await scope.find(r.account_external_id for r in requests)
+        # Limits are read before the locks: every statement saved while a hot account's wallet
+        # is locked is time the next batch does not wait. Then everything the batch may touch
+        # is locked at once, in the ledger's order.
+        await scope.limits(s.account_id for s in found.values())
+        await scope.lock(found.values())
+        events = [r for r in requests if isinstance(r, UsageEventInput)]
+        asks = [r for r in requests if isinstance(r, AuthorizeRequest)]
+        booked = await record_batch(session, self.deps, events, now=now, scope=scope)
+        held = await authorize_batch(session, self.deps, asks, now=now, scope=scope)
+        answers: Iterator[Response] = iter(booked.results)
+        decisions: Iterator[Response] = iter(held.results)
+        return BatchOutcome(
+            results=[
+                next(answers if isinstance(r, UsageEventInput) else decisions) for r in requests
+            ],
+            alerts=booked.alerts + held.alerts,
+            usage=booked.usage + held.usage,
+            balances=booked.balances + held.balances,
+        )
 
     async def _publish(self, outcome: BatchOutcome[Any]) -> None:
         await live.after_commit(
             self.redis, alerts=outcome.alerts, usage=outcome.usage, balances=outcome.balances
         )
+
+
+def _account_of(request: Request) -> str:
+    return request.account_external_id
 
 
 async def release(

@@ -1,0 +1,60 @@
+"""What one metering transaction has found and locked, shared by its bookings and its holds.
+
+A group-committed transaction books usage and decides authorizations together (see
+`service.Metering`). The accounts of both are found with one query and locked with one, in the
+ledger's lock order, before either part runs: a batch never takes a lock after it holds others
+(no deadlock with other multi-wallet bookings), and the second part reads nothing the first
+already has. Wallets locked here are updated in memory as the bookings draw from them, so the
+holds decided after the bookings see what the bookings left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tollgate.ledger.spending import LedgerWriter
+from tollgate.ledger.wallets import LockedWallet
+from tollgate.limits import service as limits
+from tollgate.limits.rules import Limits
+from tollgate.metering import holds, subjects
+
+
+@dataclass
+class BatchScope:
+    session: AsyncSession
+    now: datetime
+    _subjects: dict[str, subjects.Subject] = field(default_factory=dict)
+    _limits: dict[int, Limits | None] = field(default_factory=dict)
+    locked: dict[int, LockedWallet] = field(default_factory=dict)
+    _expired: set[int] = field(default_factory=set)
+
+    async def find(self, external_ids: Iterable[str]) -> dict[str, subjects.Subject]:
+        wanted = set(external_ids)
+        if missing := wanted - self._subjects.keys():
+            self._subjects |= await subjects.find(self.session, missing)
+        return {e: self._subjects[e] for e in wanted if e in self._subjects}
+
+    async def limits(self, account_ids: Iterable[int]) -> dict[int, Limits | None]:
+        wanted = set(account_ids)
+        if missing := wanted - self._limits.keys():
+            self._limits |= await limits.get_limits_many(self.session, missing)
+        return {a: self._limits[a] for a in wanted}
+
+    async def lock(self, chosen: Iterable[subjects.Subject]) -> dict[int, LockedWallet]:
+        """Lock these accounts' wallets and pools. Lock everything a batch may touch in the
+        first call: a later call for other accounts would break the lock order."""
+        missing = [s for s in chosen if s.wallet_id not in self.locked]
+        if missing:
+            self.locked |= await subjects.lock(self.session, missing, now=self.now)
+        return self.locked
+
+    async def expire_holds(self, writer: LedgerWriter, account_ids: Iterable[int]) -> None:
+        """Close the locked accounts' holds that ran out of time, once per transaction."""
+        due = set(account_ids) - self._expired
+        if due:
+            await holds.expire(self.session, writer, self.locked, due, self.now)
+            self._expired |= due
