@@ -13,7 +13,7 @@ import functools
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -268,8 +268,13 @@ def windows_for(at: datetime, timezone: str | None) -> tuple[str, str, datetime,
     the change, as the first instant of that local date."""
     if at.tzinfo is None:
         raise ValueError("`at` must carry a timezone")
+    return _windows_of(at.astimezone(zone(timezone)).date(), timezone)
+
+
+@functools.lru_cache(maxsize=4_096)
+def _windows_of(local: date, timezone: str | None) -> tuple[str, str, datetime, datetime]:
+    # Per local date and zone, once: a batch of usage falls in a handful of days.
     tz = zone(timezone)
-    local = at.astimezone(tz)
     day_start = datetime(local.year, local.month, local.day, tzinfo=tz).astimezone(UTC)
     month_start = datetime(local.year, local.month, 1, tzinfo=tz).astimezone(UTC)
     return f"day:{local:%Y-%m-%d}", f"month:{local:%Y-%m}", day_start, month_start

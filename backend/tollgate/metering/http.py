@@ -9,6 +9,7 @@ is an HTTP error.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import uuid
 from datetime import datetime
@@ -33,10 +34,20 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
+@functools.cache
+def _shape(kind: type) -> tuple[str, tuple[tuple[str, str], ...]]:
+    # Per class, once: a batch answers up to 1,000 results of the same few types.
+    fields = tuple((_camel(f.name), f.name) for f in dataclasses.fields(kind))
+    return kind.__name__, fields
+
+
 def to_json(value: Any) -> Any:
+    if value is None or type(value) in (int, str, bool):
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        body = {_camel(f.name): to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        return {"__typename": type(value).__name__, **body}
+        name, fields = _shape(type(value))
+        body = {key: to_json(getattr(value, attr)) for key, attr in fields}
+        return {"__typename": name, **body}
     if isinstance(value, list | tuple):
         return [to_json(v) for v in value]
     if isinstance(value, Enum):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,7 +50,9 @@ class UsageEventInput:
     api_key_id: int | None = None
 
     def fingerprint(self) -> str:
-        params = asdict(self)
+        # Same JSON as dataclasses.asdict would give (stored hashes must keep matching), without
+        # its deep copy: this runs for every event booked.
+        params = {f.name: getattr(self, f.name) for f in fields(self)}
         canonical = json.dumps(params, sort_keys=True, default=str, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
