@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tollgate.db import driver
+from tollgate.db import Writes, driver
 from tollgate.ledger.models import CreditGrant, LedgerEntry, LedgerTransaction
 
 # System wallets sit on the other side of every booking. Fixed negative ids: never collide with
@@ -113,20 +113,32 @@ async def create_grant(
 
 async def change_grants(session: AsyncSession, deltas: Mapping[int, int]) -> None:
     """Add to grants' `remaining`, one statement whatever their number."""
-    await _add(session, _ADD_TO_GRANTS, deltas)
+    await _run(session, grant_changes, deltas)
 
 
 async def change_pool_drawn(session: AsyncSession, deltas: Mapping[int, int]) -> None:
     """Add to members' net draws from their organisation's pool."""
-    await _add(session, _ADD_TO_POOL_DRAWN, deltas)
+    await _run(session, pool_drawn_changes, deltas)
 
 
 async def change_wallets(session: AsyncSession, deltas: Mapping[int, tuple[int, int]]) -> None:
     """Add (balance, reserved) to wallets."""
+    await _run(session, wallet_changes, deltas)
+
+
+def grant_changes(writes: Writes, deltas: Mapping[int, int]) -> None:
+    _add(writes, _ADD_TO_GRANTS, deltas)
+
+
+def pool_drawn_changes(writes: Writes, deltas: Mapping[int, int]) -> None:
+    _add(writes, _ADD_TO_POOL_DRAWN, deltas)
+
+
+def wallet_changes(writes: Writes, deltas: Mapping[int, tuple[int, int]]) -> None:
     changed = [(w, b, r) for w, (b, r) in deltas.items() if b or r]
     if changed:
         ids, balances, reserved = (list(column) for column in zip(*changed, strict=True))
-        await (await driver(session)).execute(_ADD_TO_WALLETS, ids, balances, reserved)
+        writes.add(_ADD_TO_WALLETS, ids, balances, reserved)
 
 
 # Arrays in, one UPDATE out: an executemany would cost one round trip per row.
@@ -145,12 +157,17 @@ WHERE t.id = d.id
 """
 
 
-async def _add(session: AsyncSession, statement: str, deltas: Mapping[int, int]) -> None:
+def _add(writes: Writes, statement: str, deltas: Mapping[int, int]) -> None:
     changed = [(k, d) for k, d in deltas.items() if d]
     if changed:
-        await (await driver(session)).execute(
-            statement, [k for k, _ in changed], [d for _, d in changed]
-        )
+        writes.add(statement, [k for k, _ in changed], [d for _, d in changed])
+
+
+async def _run(session: AsyncSession, add: Callable[[Writes, Any], None], deltas: Any) -> None:
+    writes = Writes()
+    add(writes, deltas)
+    if writes:
+        await writes.run(await driver(session))
 
 
 async def mark_expired(session: AsyncSession, grant_id: int) -> None:

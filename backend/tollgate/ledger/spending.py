@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tollgate.db import driver
+from tollgate.db import Writes, driver
 from tollgate.ledger import booking, wallets
 
 # One INSERT of arrays per table, whatever the number of bookings.
@@ -117,21 +117,27 @@ class LedgerWriter:
             )
 
     async def flush(self, session: AsyncSession) -> None:
-        if self.transactions or self.entries:
-            conn = await driver(session)
-            if self.transactions:
-                await conn.execute(_INSERT_TRANSACTIONS, *_columns(self.transactions, _TX_FIELDS))
-            if self.entries:
-                await conn.execute(_INSERT_ENTRIES, *_columns(self.entries, _ENTRY_FIELDS))
-        await booking.change_grants(session, self.grant_deltas)
-        await booking.change_wallets(
-            session,
+        """Write everything planned so far, in one round trip."""
+        writes = Writes()
+        self.add_to(writes)
+        if writes:
+            await writes.run(await driver(session))
+
+    def add_to(self, writes: Writes) -> None:
+        """Hand everything planned so far to `writes`, to go with other writes in one statement."""
+        if self.transactions:
+            writes.add(_INSERT_TRANSACTIONS, *_columns(self.transactions, _TX_FIELDS))
+        if self.entries:
+            writes.add(_INSERT_ENTRIES, *_columns(self.entries, _ENTRY_FIELDS))
+        booking.grant_changes(writes, self.grant_deltas)
+        booking.wallet_changes(
+            writes,
             {
                 wid: (self.balance_deltas.get(wid, 0), self.reserved_deltas.get(wid, 0))
                 for wid in set(self.balance_deltas) | set(self.reserved_deltas)
             },
         )
-        await booking.change_pool_drawn(session, self.pool_drawn_deltas)
+        booking.pool_drawn_changes(writes, self.pool_drawn_deltas)
         self.transactions, self.entries = [], []
         self.grant_deltas.clear()
         self.balance_deltas.clear()
