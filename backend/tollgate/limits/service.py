@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate.accounts.models import Account
 from tollgate.accounts.service import get_account
-from tollgate.db import driver
+from tollgate.db import Writes, driver
 from tollgate.errors import AccountNotFound, ValidationFailed
 from tollgate.limits import rules
 from tollgate.limits.models import AccountLimits, UsageWindow
@@ -143,6 +143,14 @@ class UsageIncrement:
 
 async def add_usage_many(session: AsyncSession, increments: Iterable[UsageIncrement]) -> None:
     """`add_usage` for a whole batch in one statement."""
+    writes = Writes()
+    usage_additions(writes, increments)
+    if writes:
+        await writes.run(await driver(session))
+
+
+def usage_additions(writes: Writes, increments: Iterable[UsageIncrement]) -> None:
+    """The statement of `add_usage_many`, to go with other writes."""
     totals: dict[tuple[int, str, datetime], dict[str, Any]] = {}
     for inc in increments:
         if min(inc.tokens, inc.calls, inc.cost_micros) < 0:
@@ -160,7 +168,7 @@ async def add_usage_many(session: AsyncSession, increments: Iterable[UsageIncrem
     if totals:
         fields = ("account_id", "period", "starts_at", "window_key", "tokens", "calls")
         columns = [[row[name] for row in totals.values()] for name in (*fields, "cost_micros")]
-        await (await driver(session)).execute(_ADD_TO_WINDOWS, *columns)
+        writes.add(_ADD_TO_WINDOWS, *columns)
 
 
 # Rows for the same window were summed first: one INSERT … ON CONFLICT may not touch a row twice.

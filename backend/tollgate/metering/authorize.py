@@ -17,7 +17,7 @@ from typing import Any, TypeAlias
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate import errors
-from tollgate.db import driver
+from tollgate.db import Writes, driver
 from tollgate.ledger.spending import LedgerWriter
 from tollgate.ledger.wallets import pool_headroom
 from tollgate.limits import rules as limit_rules
@@ -225,11 +225,12 @@ async def _decide(
         )
         results[p.index] = Authorized(reservation_id, p.credits, expires_at, tuple(warnings))
 
+    writes = Writes()
     if reservations:
-        await (await driver(session)).execute(
-            _INSERT_HOLDS, *([r[name] for r in reservations] for name in _HOLD_FIELDS)
-        )
-    await writer.flush(session)
+        writes.add(_INSERT_HOLDS, *([r[name] for r in reservations] for name in _HOLD_FIELDS))
+    writer.add_to(writes)
+    if writes:
+        await writes.run(await driver(session))
 
 
 _HOLD_FIELDS = (

@@ -21,7 +21,7 @@ from typing import Any, TypeAlias
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate import errors
-from tollgate.db import driver
+from tollgate.db import Writes, driver
 from tollgate.ledger.spending import LedgerWriter
 from tollgate.ledger.wallets import Balance, LockedWallet, pool_headroom
 from tollgate.limits import rules as limit_rules
@@ -318,15 +318,17 @@ async def _book(
             )
     for row in rows:
         row["transaction_id"] = transactions.get(row["account_id"])
+    # Every write of the batch in one round trip, while its accounts' wallets are locked.
+    writes = Writes()
     if rows:
-        inserted = await conn.fetch(_INSERT_EVENTS, *_event_columns(rows))
-        if len(inserted) != len(rows):
-            raise ConcurrentDuplicate
+        writes.add(_INSERT_EVENTS, *_event_columns(rows), counted="events")
     if closed:
-        await conn.execute(_SETTLE, list(closed), now)
-    await writer.flush(session)
-    await limits.add_usage_many(session, _increments(rows, policies))
-    await _add_key_spend(session, rows)
+        writes.add(_SETTLE, list(closed), now)
+    writer.add_to(writes)
+    limits.usage_additions(writes, _increments(rows, policies))
+    _key_spend(writes, rows)
+    if (await writes.run(conn)).get("events", 0) != len(rows):
+        raise ConcurrentDuplicate
     for row in rows:
         results[row["_index"]] = Recorded(
             event_id=row["event_id"],
@@ -368,17 +370,15 @@ def _live_events(
         outcome.balances.append(channels.balance_change(subject.external_id, balance, "USAGE", now))
 
 
-async def _add_key_spend(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Virtual keys' spend, in the booking's transaction: one update per key per batch."""
+def _key_spend(writes: Writes, rows: list[dict[str, Any]]) -> None:
+    """Virtual keys' spend, in the booking's transaction: one row per key per batch."""
     spend: dict[int, int] = defaultdict(int)
     for row in rows:
         if row["api_key_id"] is not None:
             spend[row["api_key_id"]] += row["credits"]
     changed = [(k, d) for k, d in spend.items() if d]
     if changed:
-        await (await driver(session)).execute(
-            _ADD_KEY_SPEND, [k for k, _ in changed], [d for _, d in changed]
-        )
+        writes.add(_ADD_KEY_SPEND, [k for k, _ in changed], [d for _, d in changed])
 
 
 def _increments(
