@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -197,12 +198,12 @@ async def _book(
     chosen = {p.subject.account_id: p.subject for p in priced}
     policies = await scope.limits(chosen)
     locked = await scope.lock(chosen.values())
-    # Under the locks: an earlier booking of the same event for the same account is visible.
     conn = await driver(session)
-    existing = {
-        row["event_id"]: row
-        for row in await conn.fetch(_EARLIER_EVENTS, [p.event.event_id for p in priced])
-    }
+    existing = (
+        scope.earlier_events
+        if scope.earlier_events is not None
+        else await earlier_events(session, [p.event for p in priced])
+    )
     writer = LedgerWriter("system:metering")
     await scope.expire_holds(writer, chosen)
     # Other holds matter here only for a member's share of its organisation's pool.
@@ -368,6 +369,16 @@ def _live_events(
             pool=pool_headroom(pool, subject.member_cap, drawn),
         )
         outcome.balances.append(channels.balance_change(subject.external_id, balance, "USAGE", now))
+
+
+async def earlier_events(
+    session: AsyncSession, events: Iterable[UsageEventInput]
+) -> dict[str, Any]:
+    """Bookings of these event ids that exist already, by event id. Read before the wallets
+    are locked, an earlier booking committed in between is caught by the INSERT's ON CONFLICT
+    (ConcurrentDuplicate: the batch runs again and finds it then)."""
+    rows = await (await driver(session)).fetch(_EARLIER_EVENTS, [e.event_id for e in events])
+    return {row["event_id"]: row for row in rows}
 
 
 def _key_spend(writes: Writes, rows: list[dict[str, Any]]) -> None:

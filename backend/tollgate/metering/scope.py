@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +32,8 @@ class BatchScope:
     _limits: dict[int, Limits | None] = field(default_factory=dict)
     locked: dict[int, LockedWallet] = field(default_factory=dict)
     _expired: set[int] = field(default_factory=set)
+    # Bookings that already exist for the batch's event ids, when read before the locks.
+    earlier_events: dict[str, Any] | None = None
 
     async def find(self, external_ids: Iterable[str]) -> dict[str, subjects.Subject]:
         wanted = set(external_ids)

@@ -20,7 +20,7 @@ from tollgate.metering.authorize import AuthorizeResult, authorize_batch
 from tollgate.metering.committer import GroupCommitter
 from tollgate.metering.deps import MeteringDeps
 from tollgate.metering.models import Reservation
-from tollgate.metering.record import RecordResult, record_batch
+from tollgate.metering.record import RecordResult, earlier_events, record_batch
 from tollgate.metering.requests import MAX_BATCH, AuthorizeRequest, UsageEventInput
 from tollgate.metering.results import Authorized, BatchOutcome, Denied, Recorded, Released
 from tollgate.metering.scope import BatchScope
@@ -61,13 +61,15 @@ class Metering:
         """Bookings first, so that the holds decided after them see the credits they freed."""
         scope = BatchScope(session, now)
         found = await scope.find(r.account_external_id for r in requests)
-        # Limits are read before the locks: every statement saved while a hot account's wallet
-        # is locked is time the next batch does not wait. Then everything the batch may touch
-        # is locked at once, in the ledger's order.
-        await scope.limits(s.account_id for s in found.values())
-        await scope.lock(found.values())
         events = [r for r in requests if isinstance(r, UsageEventInput)]
         asks = [r for r in requests if isinstance(r, AuthorizeRequest)]
+        # Limits and replayed events are read before the locks: every statement saved while a
+        # hot account's wallet is locked is time the next batch does not wait. Then everything
+        # the batch may touch is locked at once, in the ledger's order.
+        await scope.limits(s.account_id for s in found.values())
+        if events:
+            scope.earlier_events = await earlier_events(session, events)
+        await scope.lock(found.values())
         booked = await record_batch(session, self.deps, events, now=now, scope=scope)
         held = await authorize_batch(session, self.deps, asks, now=now, scope=scope)
         answers: Iterator[Response] = iter(booked.results)
