@@ -254,24 +254,38 @@ def service_call(db: Database, accounts: list[str]) -> Call:
 
 @contextlib.asynccontextmanager
 async def counting_statements() -> AsyncIterator[dict[str, Any]]:
-    """Statements and transactions every SQLAlchemy engine in this process issues in the block.
+    """Statements and transactions issued in the block: through every SQLAlchemy engine in this
+    process, and the plain SQL the hot paths send straight to asyncpg (`tollgate.db.driver`).
     BEGIN and COMMIT are not statements here, but each is one more round trip."""
     seen: dict[str, Any] = {"statements": [], "transactions": 0}
+
+    def note(statement: str, suffix: str) -> None:
+        head = " ".join(statement.split())
+        seen["statements"].append(head[:90] + suffix)
 
     def on_execute(
         conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
     ) -> None:
-        head = " ".join(statement.split())
-        seen["statements"].append(head[:90] + (" [executemany]" if many else ""))
+        note(statement, " [executemany]" if many else "")
 
     def on_begin(conn: Any) -> None:
         seen["transactions"] += 1
 
+    # SQLAlchemy runs its statements as prepared statements, not through _execute: what goes
+    # through _execute is the plain SQL, counted once each.
+    plain = asyncpg.connection.Connection._execute
+
+    async def counted(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        note(query, " [asyncpg]")
+        return await plain(self, query, *args, **kwargs)
+
     event.listen(Engine, "before_cursor_execute", on_execute)
     event.listen(Engine, "begin", on_begin)
+    asyncpg.connection.Connection._execute = counted
     try:
         yield seen
     finally:
+        asyncpg.connection.Connection._execute = plain
         event.remove(Engine, "before_cursor_execute", on_execute)
         event.remove(Engine, "begin", on_begin)
 
