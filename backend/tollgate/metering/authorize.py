@@ -17,8 +17,6 @@ from typing import Any, TypeAlias
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate import errors
-from tollgate.db import Writes, driver
-from tollgate.ledger.spending import LedgerWriter
 from tollgate.ledger.wallets import pool_headroom
 from tollgate.limits import rules as limit_rules
 from tollgate.limits import service as limits
@@ -53,7 +51,7 @@ async def authorize_batch(
     now: datetime,
     scope: BatchScope | None = None,
 ) -> BatchOutcome[Result]:
-    scope = scope or BatchScope(session, now)
+    owned, scope = scope is None, scope or BatchScope(session, now)
     results: list[AuthorizeResult | None] = [None] * len(requests)
     found = await scope.find(r.account_external_id for r in requests)
     pending: list[_Pending] = []
@@ -67,6 +65,8 @@ async def authorize_batch(
     outcome = BatchOutcome[Result](results=[])
     if pending:
         await _decide(scope, deps, pending, results, outcome)
+        if owned:
+            await scope.flush()
     outcome.results = [r for r in results if r is not None]
     assert len(outcome.results) == len(requests)
     return outcome
@@ -147,10 +147,12 @@ async def _decide(
 
     chosen = {p.subject.account_id: p.subject for p in admitted}
     locked = await scope.lock(chosen.values())
-    writer = LedgerWriter("system:metering")
-    await scope.expire_holds(writer, chosen)
+    writer = scope.writer
+    await scope.expire_holds(chosen)
     # Holds in flight count against limits and a member's pool share; skip the query otherwise.
     needy = [a for a, subject in chosen.items() if policy[a] is not None or subject.pool_wallet_id]
+    if needy:
+        await scope.flush()  # holds settled and windows added earlier in this transaction
     in_flight = defaultdict(holds.Held, await holds.held(session, needy) if needy else {})
     windows: dict[int, tuple[limit_rules.WindowUsage, limit_rules.WindowUsage]] = {}
     ttl = timedelta(seconds=deps.settings.hold_ttl_seconds)
@@ -225,12 +227,8 @@ async def _decide(
         )
         results[p.index] = Authorized(reservation_id, p.credits, expires_at, tuple(warnings))
 
-    writes = Writes()
     if reservations:
-        writes.add(_INSERT_HOLDS, *([r[name] for r in reservations] for name in _HOLD_FIELDS))
-    writer.add_to(writes)
-    if writes:
-        await writes.run(await driver(session))
+        scope.writes.add(_INSERT_HOLDS, *([r[name] for r in reservations] for name in _HOLD_FIELDS))
 
 
 _HOLD_FIELDS = (

@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate import errors
 from tollgate.db import Writes, driver
-from tollgate.ledger.spending import LedgerWriter
 from tollgate.ledger.wallets import Balance, LockedWallet, pool_headroom
 from tollgate.limits import rules as limit_rules
 from tollgate.limits import service as limits
@@ -43,10 +42,6 @@ RecordResult: TypeAlias = (
     | errors.IdempotencyConflict
 )
 Result: TypeAlias = RecordResult
-
-
-class ConcurrentDuplicate(Exception):
-    """Another transaction inserted one of our event ids first: roll back and run again."""
 
 
 _EARLIER_EVENTS = """
@@ -128,7 +123,7 @@ async def record_batch(
     now: datetime,
     scope: BatchScope | None = None,
 ) -> BatchOutcome[Result]:
-    scope = scope or BatchScope(session, now)
+    owned, scope = scope is None, scope or BatchScope(session, now)
     results: list[RecordResult | None] = [None] * len(events)
     found = await scope.find(e.account_external_id for e in events)
     priced: list[_Priced] = []
@@ -152,6 +147,8 @@ async def record_batch(
     outcome = BatchOutcome[Result](results=[])
     if priced:
         await _book(scope, priced, results, outcome)
+        if owned:
+            await scope.flush()
     for i in repeats:
         first = results[first_index[events[i].event_id]]
         same = events[i].fingerprint() == events[first_index[events[i].event_id]].fingerprint()
@@ -204,8 +201,8 @@ async def _book(
         if scope.earlier_events is not None
         else await earlier_events(session, [p.event for p in priced])
     )
-    writer = LedgerWriter("system:metering")
-    await scope.expire_holds(writer, chosen)
+    writer = scope.writer
+    await scope.expire_holds(chosen)
     # Other holds matter here only for a member's share of its organisation's pool.
     members = [a for a, subject in chosen.items() if subject.pool_wallet_id is not None]
     in_flight = defaultdict(holds.Held, await holds.held(session, members) if members else {})
@@ -319,17 +316,13 @@ async def _book(
             )
     for row in rows:
         row["transaction_id"] = transactions.get(row["account_id"])
-    # Every write of the batch in one round trip, while its accounts' wallets are locked.
-    writes = Writes()
+    # Written with the rest of the transaction's writes, in one round trip (scope.flush).
     if rows:
-        writes.add(_INSERT_EVENTS, *_event_columns(rows), counted="events")
+        scope.insert_events(_INSERT_EVENTS, _event_columns(rows), len(rows))
     if closed:
-        writes.add(_SETTLE, list(closed), now)
-    writer.add_to(writes)
-    limits.usage_additions(writes, _increments(rows, policies))
-    _key_spend(writes, rows)
-    if (await writes.run(conn)).get("events", 0) != len(rows):
-        raise ConcurrentDuplicate
+        scope.writes.add(_SETTLE, list(closed), now)
+    limits.usage_additions(scope.writes, _increments(rows, policies))
+    _key_spend(scope.writes, rows)
     for row in rows:
         results[row["_index"]] = Recorded(
             event_id=row["event_id"],
@@ -340,6 +333,8 @@ async def _book(
             flags=tuple(row["flags"]),
             transaction_id=row["transaction_id"],
         )
+    if any(policies.get(a) is not None for a in chosen):
+        await scope.flush()  # the alerts read the windows this batch adds to
     outcome.alerts += await _alerts(session, policies, chosen, locked, now)
     _live_events(outcome, rows, chosen, locked, member_pool, now)
     # Holds decided later in this transaction must count this batch's draws on the pools.

@@ -6,6 +6,10 @@ ledger's lock order, before either part runs: a batch never takes a lock after i
 (no deadlock with other multi-wallet bookings), and the second part reads nothing the first
 already has. Wallets locked here are updated in memory as the bookings draw from them, so the
 holds decided after the bookings see what the bookings left.
+
+Both parts plan their ledger changes in one LedgerWriter and leave their writes in `writes`:
+`flush` sends them all as one statement, at the end of the batch, or first when a part is about
+to read rows they change (limit windows, open holds).
 """
 
 from __future__ import annotations
@@ -17,11 +21,16 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tollgate.db import Writes, driver
 from tollgate.ledger.spending import LedgerWriter
 from tollgate.ledger.wallets import LockedWallet
 from tollgate.limits import service as limits
 from tollgate.limits.rules import Limits
 from tollgate.metering import holds, subjects
+
+
+class ConcurrentDuplicate(Exception):
+    """Another transaction inserted one of our event ids first: roll back and run again."""
 
 
 @dataclass
@@ -34,6 +43,9 @@ class BatchScope:
     _expired: set[int] = field(default_factory=set)
     # Bookings that already exist for the batch's event ids, when read before the locks.
     earlier_events: dict[str, Any] | None = None
+    writer: LedgerWriter = field(default_factory=lambda: LedgerWriter("system:metering"))
+    writes: Writes = field(default_factory=Writes)
+    _events_expected: int = 0
 
     async def find(self, external_ids: Iterable[str]) -> dict[str, subjects.Subject]:
         wanted = set(external_ids)
@@ -55,9 +67,24 @@ class BatchScope:
             self.locked |= await subjects.lock(self.session, missing, now=self.now)
         return self.locked
 
-    async def expire_holds(self, writer: LedgerWriter, account_ids: Iterable[int]) -> None:
+    async def expire_holds(self, account_ids: Iterable[int]) -> None:
         """Close the locked accounts' holds that ran out of time, once per transaction."""
         due = set(account_ids) - self._expired
         if due:
-            await holds.expire(self.session, writer, self.locked, due, self.now)
+            await holds.expire(self.session, self.writer, self.locked, due, self.now)
             self._expired |= due
+
+    def insert_events(self, statement: str, args: list[Any], count: int) -> None:
+        """Usage rows to insert; `statement` skips an event id already booked and returns the
+        rows inserted, all of which must be: otherwise `flush` raises ConcurrentDuplicate."""
+        self.writes.add(statement, *args, counted="events")
+        self._events_expected += count
+
+    async def flush(self) -> None:
+        self.writer.add_to(self.writes)
+        if not self.writes:
+            return
+        expected, self._events_expected = self._events_expected, 0
+        counts = await self.writes.run(await driver(self.session))
+        if counts.get("events", 0) != expected:
+            raise ConcurrentDuplicate

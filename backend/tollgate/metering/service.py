@@ -72,6 +72,7 @@ class Metering:
         await scope.lock(found.values())
         booked = await record_batch(session, self.deps, events, now=now, scope=scope)
         held = await authorize_batch(session, self.deps, asks, now=now, scope=scope)
+        await scope.flush()
         answers: Iterator[Response] = iter(booked.results)
         decisions: Iterator[Response] = iter(held.results)
         return BatchOutcome(
