@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 from sqlalchemy import func, select, text
 
@@ -19,6 +20,8 @@ from tests.metering_helpers import (
 )
 from tollgate.db import Database
 from tollgate.metering.models import UsageEvent
+from tollgate.metering.requests import AuthorizeRequest, UsageEventInput
+from tollgate.metering.results import Authorized, Recorded
 
 
 def event(account: str, input_tokens: int, output_tokens: int, **extra: object) -> dict:
@@ -162,3 +165,33 @@ async def test_typed_refusals(gql: GraphQLClient) -> None:
         gql, [{**event("u1", 1, 1), "model": "nope", "providerCostMicros": 3_500}]
     )
     assert (priced[0]["costMicros"], priced[0]["credits"]) == (3_500, 4)
+
+
+async def test_results_carry_what_the_account_may_still_spend(gql: GraphQLClient, app: Any) -> None:
+    """In-process callers (the gateway's credits-remaining header) read the balance left from
+    the result instead of another transaction; it must equal what the ledger says."""
+    await price_model(gql)
+    await funded_account(gql, "u-left", 100)
+    metering = app.state.metering
+    held = await metering.authorize(
+        AuthorizeRequest("u-left", MODEL, estimated_input_tokens=10_000, max_output_tokens=20_000)
+    )
+    assert isinstance(held, Authorized)
+    assert held.available_credits == (await balance(gql, "u-left"))["available"] == 50
+    [booked] = await metering.record(
+        [
+            UsageEventInput(
+                "e-left", "u-left", MODEL, 10_000, 5_000, reservation_id=held.reservation_id
+            )
+        ]
+    )
+    assert isinstance(booked, Recorded)
+    assert booked.available_credits == (await balance(gql, "u-left"))["available"] == 80
+    [replayed] = await metering.record(
+        [
+            UsageEventInput(
+                "e-left", "u-left", MODEL, 10_000, 5_000, reservation_id=held.reservation_id
+            )
+        ]
+    )
+    assert isinstance(replayed, Recorded) and replayed.available_credits is None

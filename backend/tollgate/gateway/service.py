@@ -97,6 +97,7 @@ class _Call:
     estimate: Estimate
     reservation_id: uuid.UUID
     stream: bool
+    available_after_hold: int | None = None
 
     @property
     def byok_secret(self) -> str | None:
@@ -253,6 +254,7 @@ class Gateway:
             estimate=sized,
             reservation_id=decided.reservation_id,
             stream=endpoint.streams and body.get("stream") is True,
+            available_after_hold=decided.available_credits,
         )
         try:
             if call.stream:
@@ -346,7 +348,12 @@ class Gateway:
             deps, call, answer.route, usage, completion_text_tokens(parsed), {}
         )
         passed = _passed_on(response)
-        if recorded is not None and (left := await _available(deps, call.key)) is not None:
+        left = None
+        if recorded is not None:
+            left = recorded.available_credits
+            if left is None:
+                left = await _available(deps, call.key)
+        if left is not None:
             passed.headers[CREDITS_HEADER] = str(left)
         return passed
 
@@ -355,12 +362,13 @@ class Gateway:
         options = options if isinstance(options, dict) else {}
         wants_usage = options.get("include_usage") is True
         body = {**call.body, "stream_options": {**options, "include_usage": True}}
-        answer, left = await asyncio.gather(
-            upstream.send(
-                client, call.routes, CHAT.path, body, stream=True, secret=call.byok_secret
-            ),
-            _available(deps, call.key),
+        sending = upstream.send(
+            client, call.routes, CHAT.path, body, stream=True, secret=call.byok_secret
         )
+        if (left := call.available_after_hold) is not None:
+            answer = await sending
+        else:
+            answer, left = await asyncio.gather(sending, _available(deps, call.key))
         if isinstance(answer, upstream.Failure):
             await self._release(deps, call)
             return _failure_response(answer)

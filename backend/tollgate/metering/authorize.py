@@ -225,7 +225,13 @@ async def _decide(
                 "expires_at": expires_at,
             }
         )
-        results[p.index] = Authorized(reservation_id, p.credits, expires_at, tuple(warnings))
+        results[p.index] = Authorized(
+            reservation_id,
+            p.credits,
+            expires_at,
+            tuple(warnings),
+            available_credits=max(0, wallet.available) + headroom - pool_take,
+        )
 
     if reservations:
         scope.writes.add(_INSERT_HOLDS, *([r[name] for r in reservations] for name in _HOLD_FIELDS))

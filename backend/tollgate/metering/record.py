@@ -323,6 +323,7 @@ async def _book(
         scope.writes.add(_SETTLE, list(closed), now)
     limits.usage_additions(scope.writes, _increments(rows, policies))
     _key_spend(scope.writes, rows)
+    balances = _balances_after(rows, chosen, locked, member_pool)
     for row in rows:
         results[row["_index"]] = Recorded(
             event_id=row["event_id"],
@@ -332,38 +333,41 @@ async def _book(
             uncollected_credits=row["uncollected_credits"],
             flags=tuple(row["flags"]),
             transaction_id=row["transaction_id"],
+            available_credits=balances[row["account_id"]].available,
         )
     if any(policies.get(a) is not None for a in chosen):
         await scope.flush()  # the alerts read the windows this batch adds to
     outcome.alerts += await _alerts(session, policies, chosen, locked, now)
-    _live_events(outcome, rows, chosen, locked, member_pool, now)
+    outcome.usage += [channels.usage_event(r, chosen[r["account_id"]].external_id) for r in rows]
+    outcome.balances += [
+        channels.balance_change(chosen[a].external_id, balance, "USAGE", now)
+        for a, balance in balances.items()
+    ]
     # Holds decided later in this transaction must count this batch's draws on the pools.
     for account_id, taken in member_pool.items():
         chosen[account_id].pool_drawn += taken
 
 
-def _live_events(
-    outcome: BatchOutcome[Result],
+def _balances_after(
     rows: list[dict[str, Any]],
     chosen: dict[int, subjects.Subject],
     locked: dict[int, LockedWallet],
     member_pool: dict[int, int],
-    now: datetime,
-) -> None:
-    """The batch's events, and each booking account's balance after it, from what is already
-    in memory: the locked wallets were updated as the batch drew from them."""
-    outcome.usage += [channels.usage_event(r, chosen[r["account_id"]].external_id) for r in rows]
+) -> dict[int, Balance]:
+    """Each booking account's balance after the batch, from what is already in memory: the
+    locked wallets were updated as the batch drew from them."""
+    balances = {}
     for account_id in {r["account_id"] for r in rows}:
         subject = chosen[account_id]
         wallet = locked[subject.wallet_id]
         pool = locked.get(subject.pool_wallet_id) if subject.pool_wallet_id else None
         drawn = subject.pool_drawn + member_pool[account_id]
-        balance = Balance(
+        balances[account_id] = Balance(
             total=wallet.balance,
             reserved=wallet.reserved,
             pool=pool_headroom(pool, subject.member_cap, drawn),
         )
-        outcome.balances.append(channels.balance_change(subject.external_id, balance, "USAGE", now))
+    return balances
 
 
 async def earlier_events(

@@ -33,6 +33,9 @@ class Authorized:
     credits_held: int
     expires_at: datetime
     warnings: tuple[UsageWarning, ...] = ()
+    # What the account may still spend with this hold in place (for in-process callers such as
+    # the gateway's x-tollgate-credits-remaining; not part of the API's answer).
+    available_credits: int | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class Recorded:
     uncollected_credits: int
     flags: tuple[str, ...]
     transaction_id: uuid.UUID | None
+    # What the account may still spend once its batch is booked; None for a replayed event.
+    available_credits: int | None = None
 
 
 @dataclass(frozen=True)
