@@ -104,6 +104,11 @@ def _replay(row: Any, event: UsageEventInput) -> Recorded | errors.IdempotencyCo
         return errors.IdempotencyConflict(
             event.event_id, "this eventId was recorded with different values"
         )
+    return _recorded(row)
+
+
+def _recorded(row: Any, available_credits: int | None = None) -> Recorded:
+    """The result of a booked event, from its usage_events row (stored or about to be)."""
     return Recorded(
         event_id=row["event_id"],
         cost_micros=row["cost_micros"],
@@ -112,6 +117,7 @@ def _replay(row: Any, event: UsageEventInput) -> Recorded | errors.IdempotencyCo
         uncollected_credits=row["uncollected_credits"],
         flags=tuple(row["flags"]),
         transaction_id=row["transaction_id"],
+        available_credits=available_credits,
     )
 
 
@@ -325,16 +331,7 @@ async def _book(
     _key_spend(scope.writes, rows)
     balances = _balances_after(rows, chosen, locked, member_pool)
     for row in rows:
-        results[row["_index"]] = Recorded(
-            event_id=row["event_id"],
-            cost_micros=row["cost_micros"],
-            charge_micros=row["charge_micros"],
-            credits=row["credits"],
-            uncollected_credits=row["uncollected_credits"],
-            flags=tuple(row["flags"]),
-            transaction_id=row["transaction_id"],
-            available_credits=balances[row["account_id"]].available,
-        )
+        results[row["_index"]] = _recorded(row, balances[row["account_id"]].available)
     if any(policies.get(a) is not None for a in chosen):
         await scope.flush()  # the alerts read the windows this batch adds to
     outcome.alerts += await _alerts(session, policies, chosen, locked, now)
