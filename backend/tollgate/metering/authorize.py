@@ -2,8 +2,8 @@
 
 A batch of requests is decided in one transaction under the accounts' wallet locks, in
 arrival order, so concurrent authorizations see each other's holds and never oversell. Checks
-run cheapest first: emergency stop and suspension (in memory), model access, rate limit
-(Redis), then limits and credits (under the lock).
+run cheapest first: emergency stop and suspension (in memory), model access and rate limit
+(Redis), all before any lock (`screen`), then limits and credits under the lock.
 """
 
 from __future__ import annotations
@@ -43,6 +43,15 @@ class _Pending:
     cost_micros: int
 
 
+@dataclass
+class Screened:
+    """A batch's requests after the checks that need no lock: answers already decided, by
+    position, and the requests left for the locked part."""
+
+    results: list[AuthorizeResult | None]
+    admitted: list[_Pending]
+
+
 async def authorize_batch(
     session: AsyncSession,
     deps: MeteringDeps,
@@ -50,21 +59,15 @@ async def authorize_batch(
     *,
     now: datetime,
     scope: BatchScope | None = None,
+    screened: Screened | None = None,
 ) -> BatchOutcome[Result]:
+    """Decide a batch. A caller that screened it already (before taking locks) passes that."""
     owned, scope = scope is None, scope or BatchScope(session, now)
-    results: list[AuthorizeResult | None] = [None] * len(requests)
-    found = await scope.find(r.account_external_id for r in requests)
-    pending: list[_Pending] = []
-    for i, request in enumerate(requests):
-        decided = await _precheck(deps, request, found.get(request.account_external_id), now)
-        if isinstance(decided, _Pending):
-            decided.index = i
-            pending.append(decided)
-        else:
-            results[i] = decided
+    screened = screened or await screen(scope, deps, requests)
+    results = screened.results
     outcome = BatchOutcome[Result](results=[])
-    if pending:
-        await _decide(scope, deps, pending, results, outcome)
+    if screened.admitted:
+        await _decide(scope, deps, screened.admitted, results, outcome)
         if owned:
             await scope.flush()
     outcome.results = [r for r in results if r is not None]
@@ -72,7 +75,48 @@ async def authorize_batch(
     return outcome
 
 
-async def _precheck(
+async def screen(
+    scope: BatchScope, deps: MeteringDeps, requests: list[AuthorizeRequest]
+) -> Screened:
+    """Everything decided without a lock: input, stops and suspension (in memory), model access
+    and the per-minute rate (Redis). None of it waits on, or holds, a wallet lock."""
+    results: list[AuthorizeResult | None] = [None] * len(requests)
+    found = await scope.find(r.account_external_id for r in requests)
+    pending: list[_Pending] = []
+    for i, request in enumerate(requests):
+        decided = _precheck(deps, request, found.get(request.account_external_id), scope.now)
+        if isinstance(decided, _Pending):
+            decided.index = i
+            pending.append(decided)
+        else:
+            results[i] = decided
+    policy = await scope.limits(p.subject.account_id for p in pending)
+    admitted: list[_Pending] = []
+    for p in pending:
+        rules = policy[p.subject.account_id]
+        exempt = deps.controls.exempt_from_limits(p.subject.account_id)
+        if rules is not None and not limit_rules.model_allowed(rules, p.request.model):
+            results[p.index] = Denied(
+                "MODEL_NOT_ALLOWED",
+                f"{p.request.model} is not allowed for this account",
+                "ALLOWED_MODELS",
+            )
+            continue
+        if rules is not None and rules.requests_per_minute and not exempt:
+            wait = await deps.rate.hit(p.subject.account_id, rules.requests_per_minute)
+            if wait is not None:
+                results[p.index] = Denied(
+                    "RATE_LIMITED",
+                    f"more than {rules.requests_per_minute} requests per minute",
+                    "REQUESTS_PER_MINUTE",
+                    retry_after_seconds=max(1, int(wait + 0.999)),
+                )
+                continue
+        admitted.append(p)
+    return Screened(results, admitted)
+
+
+def _precheck(
     deps: MeteringDeps, request: AuthorizeRequest, subject: subjects.Subject | None, now: datetime
 ) -> _Pending | AuthorizeResult:
     if (invalid := check_authorize(request)) is not None:
@@ -113,38 +157,12 @@ async def _precheck(
 async def _decide(
     scope: BatchScope,
     deps: MeteringDeps,
-    pending: list[_Pending],
+    admitted: list[_Pending],
     results: list[AuthorizeResult | None],
     outcome: BatchOutcome[Result],
 ) -> None:
     session, now = scope.session, scope.now
-    policy = await scope.limits(p.subject.account_id for p in pending)
-    # Model access and the per-minute rate are decided before taking any lock.
-    admitted: list[_Pending] = []
-    for p in pending:
-        rules = policy[p.subject.account_id]
-        exempt = deps.controls.exempt_from_limits(p.subject.account_id)
-        if rules is not None and not limit_rules.model_allowed(rules, p.request.model):
-            results[p.index] = Denied(
-                "MODEL_NOT_ALLOWED",
-                f"{p.request.model} is not allowed for this account",
-                "ALLOWED_MODELS",
-            )
-            continue
-        if rules is not None and rules.requests_per_minute and not exempt:
-            wait = await deps.rate.hit(p.subject.account_id, rules.requests_per_minute)
-            if wait is not None:
-                results[p.index] = Denied(
-                    "RATE_LIMITED",
-                    f"more than {rules.requests_per_minute} requests per minute",
-                    "REQUESTS_PER_MINUTE",
-                    retry_after_seconds=max(1, int(wait + 0.999)),
-                )
-                continue
-        admitted.append(p)
-    if not admitted:
-        return
-
+    policy = await scope.limits(p.subject.account_id for p in admitted)
     chosen = {p.subject.account_id: p.subject for p in admitted}
     locked = await scope.lock(chosen.values())
     writer = scope.writer

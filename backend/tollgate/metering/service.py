@@ -16,7 +16,7 @@ from tollgate.db import Database
 from tollgate.ledger.spending import LedgerWriter
 from tollgate.live import publish as live
 from tollgate.metering import holds, subjects
-from tollgate.metering.authorize import AuthorizeResult, authorize_batch
+from tollgate.metering.authorize import AuthorizeResult, authorize_batch, screen
 from tollgate.metering.committer import GroupCommitter
 from tollgate.metering.deps import MeteringDeps
 from tollgate.metering.models import Reservation
@@ -63,15 +63,19 @@ class Metering:
         found = await scope.find(r.account_external_id for r in requests)
         events = [r for r in requests if isinstance(r, UsageEventInput)]
         asks = [r for r in requests if isinstance(r, AuthorizeRequest)]
-        # Limits and replayed events are read before the locks: every statement saved while a
-        # hot account's wallet is locked is time the next batch does not wait. Then everything
-        # the batch may touch is locked at once, in the ledger's order.
+        # Limits, replayed events and the checks authorizations need no lock for (Redis rate
+        # windows) come before the locks: every round trip saved while a hot account's wallet
+        # is locked is time the next batch does not wait. Then everything the batch may touch
+        # is locked at once, in the ledger's order.
         await scope.limits(s.account_id for s in found.values())
         if events:
             scope.earlier_events = await earlier_events(session, events)
+        screened = await screen(scope, self.deps, asks)
         await scope.lock(found.values())
         booked = await record_batch(session, self.deps, events, now=now, scope=scope)
-        held = await authorize_batch(session, self.deps, asks, now=now, scope=scope)
+        held = await authorize_batch(
+            session, self.deps, asks, now=now, scope=scope, screened=screened
+        )
         await scope.flush()
         answers: Iterator[Response] = iter(booked.results)
         decisions: Iterator[Response] = iter(held.results)
