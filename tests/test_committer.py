@@ -126,3 +126,22 @@ async def test_a_failing_request_fails_alone(db: Database) -> None:
     assert await good == [50]
     with pytest.raises(ValueError, match="a bad request"):
         await bad
+
+
+async def test_waiting_until_idle_covers_publishing_after_the_answer(db: Database) -> None:
+    """Callers are answered before their batch's events are published; shutdown must wait for
+    the publishing too, or the last batch's live events are lost when Redis closes."""
+    release = asyncio.Event()
+    release.set()
+    recorder = Recorder(release)
+    published: list[int] = []
+
+    async def slow_publish(outcome: BatchOutcome[Any]) -> None:
+        await asyncio.sleep(0.1)
+        published.extend(outcome.results)
+
+    committer = GroupCommitter(db, recorder.run, slow_publish, lambda r: r[0])
+    assert await committer.submit([("a", 1)]) == [10]
+    assert published == []
+    await committer.wait_idle()
+    assert published == [10]

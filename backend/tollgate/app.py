@@ -196,6 +196,8 @@ def create_app(settings: Settings, *, run_worker: bool = False) -> Starlette:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await worker_task
             await gateway.stop()
+            # Batches still committing, and their live events, before Redis and the pool close.
+            await state.metering.wait_idle()
             await providers.stop()
             await controls.stop()
             await pricing.stop()

@@ -73,6 +73,12 @@ class GroupCommitter(Generic[Req, Res]):
             task.add_done_callback(self._tasks.discard)
         return await future
 
+    async def wait_idle(self) -> None:
+        """Until every queued request is committed and its events handed to `after_commit`
+        (which runs after callers are answered): shutdown waits here before closing Redis."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def _drain(self) -> None:
         try:
             while self._queue:

@@ -50,6 +50,9 @@ class Metering:
         assert not any(isinstance(r, Authorized | Denied) for r in results)
         return cast(list[RecordResult], results)
 
+    async def wait_idle(self) -> None:
+        await self._committer.wait_idle()
+
     async def release(self, reservation_id: uuid.UUID) -> Released | errors.NotFound:
         now = datetime.now(UTC)
         async with self.db.transaction() as session:
