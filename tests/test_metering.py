@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -18,10 +20,13 @@ from tests.metering_helpers import (
     price_model,
     record,
 )
+from tollgate import errors
 from tollgate.db import Database
 from tollgate.metering.models import UsageEvent
+from tollgate.metering.record import record_batch
 from tollgate.metering.requests import AuthorizeRequest, UsageEventInput
 from tollgate.metering.results import Authorized, Recorded
+from tollgate.metering.scope import ConcurrentDuplicate
 
 
 def event(account: str, input_tokens: int, output_tokens: int, **extra: object) -> dict:
@@ -195,3 +200,51 @@ async def test_results_carry_what_the_account_may_still_spend(gql: GraphQLClient
         ]
     )
     assert isinstance(replayed, Recorded) and replayed.available_credits is None
+
+
+async def test_one_event_id_racing_in_two_transactions_is_booked_once(
+    gql: GraphQLClient, db: Database, app: Any
+) -> None:
+    """Replayed ids are read before the wallets are locked, so two transactions may both take
+    an event id for new: the INSERT of the second waits for the first, skips the row, and its
+    batch fails as a whole, to run again (the committer retries) and find the booking."""
+    await price_model(gql)
+    await funded_account(gql, "racer-a", 1_000)
+    await funded_account(gql, "racer-b", 1_000)
+    deps = app.state.metering.deps
+
+    def usage(account: str, event_id: str) -> UsageEventInput:
+        return UsageEventInput(event_id, account, MODEL, input_tokens=1_000)
+
+    first_inserted, second_done = asyncio.Event(), asyncio.Event()
+
+    async def first() -> None:
+        async with db.transaction() as session:
+            now = datetime.now(UTC)
+            booked = await record_batch(session, deps, [usage("racer-a", "shared")], now=now)
+            assert isinstance(booked.results[0], Recorded)
+            first_inserted.set()
+            # Commit only once the second transaction has had time to reach its INSERT.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(second_done.wait(), 0.5)
+
+    async def second() -> None:
+        await first_inserted.wait()
+        try:
+            async with db.transaction() as session:
+                batch = [usage("racer-b", "shared"), usage("racer-b", "own")]
+                await record_batch(session, deps, batch, now=datetime.now(UTC))
+        finally:
+            second_done.set()
+
+    results = await asyncio.gather(first(), second(), return_exceptions=True)
+    assert results[0] is None and isinstance(results[1], ConcurrentDuplicate)
+    async with db.transaction() as session:
+        batch = [usage("racer-b", "shared"), usage("racer-b", "own")]
+        again = await record_batch(session, deps, batch, now=datetime.now(UTC))
+    assert isinstance(again.results[0], errors.IdempotencyConflict)
+    assert isinstance(again.results[1], Recorded)
+    async with db.transaction() as s:
+        assert await s.scalar(select(func.count()).select_from(UsageEvent)) == 2
+    assert (await balance(gql, "racer-a"))["total"] == 999
+    assert (await balance(gql, "racer-b"))["total"] == 999
