@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, cast
@@ -105,6 +105,12 @@ class Database:
 _PARAMETER = re.compile(r"\$(\d+)")
 
 
+def columns(rows: Iterable[Mapping[str, Any]], fields: Sequence[str]) -> list[list[Any]]:
+    """Rows as one list per field, in `fields` order: the arrays an INSERT … unnest takes."""
+    rows = list(rows)
+    return [[row[name] for row in rows] for name in fields]
+
+
 class Writes:
     """Writes collected from several places and sent as one statement: one round trip.
 
@@ -126,14 +132,22 @@ class Writes:
         self._parts.append((renumbered, counted))
         self._args.extend(args)
 
+    def add_deltas(self, statement: str, deltas: Mapping[int, int]) -> None:
+        """`statement` takes ids ($1) and amounts ($2) as arrays; zero changes are left out."""
+        changed = [(k, d) for k, d in deltas.items() if d]
+        if changed:
+            self.add(statement, [k for k, _ in changed], [d for _, d in changed])
+
     def __bool__(self) -> bool:
         return bool(self._parts)
 
-    async def run(self, connection: asyncpg.Connection) -> dict[str, int]:
+    async def run(self, session: AsyncSession) -> dict[str, int]:
+        """Send everything added so far in the session's transaction; nothing when empty."""
         parts, args = self._parts, self._args
         self._parts, self._args = [], []
         if not parts:
             return {}
+        connection = await driver(session)
         # Only our own statements and generated aliases are joined here; values are parameters.
         queries = ",\n".join(f"w{i} AS ({sql})" for i, (sql, _) in enumerate(parts))
         counts = [

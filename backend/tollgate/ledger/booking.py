@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tollgate.db import Writes, driver
+from tollgate.db import Writes
 from tollgate.ledger.models import CreditGrant, LedgerEntry, LedgerTransaction
 
 # System wallets sit on the other side of every booking. Fixed negative ids: never collide with
@@ -127,11 +127,11 @@ async def change_wallets(session: AsyncSession, deltas: Mapping[int, tuple[int, 
 
 
 def grant_changes(writes: Writes, deltas: Mapping[int, int]) -> None:
-    _add(writes, _ADD_TO_GRANTS, deltas)
+    writes.add_deltas(_ADD_TO_GRANTS, deltas)
 
 
 def pool_drawn_changes(writes: Writes, deltas: Mapping[int, int]) -> None:
-    _add(writes, _ADD_TO_POOL_DRAWN, deltas)
+    writes.add_deltas(_ADD_TO_POOL_DRAWN, deltas)
 
 
 def wallet_changes(writes: Writes, deltas: Mapping[int, tuple[int, int]]) -> None:
@@ -157,17 +157,10 @@ WHERE t.id = d.id
 """
 
 
-def _add(writes: Writes, statement: str, deltas: Mapping[int, int]) -> None:
-    changed = [(k, d) for k, d in deltas.items() if d]
-    if changed:
-        writes.add(statement, [k for k, _ in changed], [d for _, d in changed])
-
-
 async def _run(session: AsyncSession, add: Callable[[Writes, Any], None], deltas: Any) -> None:
     writes = Writes()
     add(writes, deltas)
-    if writes:
-        await writes.run(await driver(session))
+    await writes.run(session)
 
 
 async def mark_expired(session: AsyncSession, grant_id: int) -> None:

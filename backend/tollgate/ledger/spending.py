@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tollgate.db import Writes, driver
+from tollgate.db import Writes, columns
 from tollgate.ledger import booking, wallets
 
 # One INSERT of arrays per table, whatever the number of bookings.
@@ -36,12 +36,11 @@ SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[])
 """
 
 
-def _columns(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> list[list[Any]]:
-    columns = [[row[name] for row in rows] for name in fields]
-    if "details" in fields:
-        index = fields.index("details")
-        columns[index] = [json.dumps(d) for d in columns[index]]
-    return columns
+def _transaction_columns(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    arrays = columns(rows, _TX_FIELDS)
+    details = _TX_FIELDS.index("details")
+    arrays[details] = [json.dumps(d) for d in arrays[details]]
+    return arrays
 
 
 @dataclass
@@ -120,15 +119,14 @@ class LedgerWriter:
         """Write everything planned so far, in one round trip."""
         writes = Writes()
         self.add_to(writes)
-        if writes:
-            await writes.run(await driver(session))
+        await writes.run(session)
 
     def add_to(self, writes: Writes) -> None:
         """Hand everything planned so far to `writes`, to go with other writes in one statement."""
         if self.transactions:
-            writes.add(_INSERT_TRANSACTIONS, *_columns(self.transactions, _TX_FIELDS))
+            writes.add(_INSERT_TRANSACTIONS, *_transaction_columns(self.transactions))
         if self.entries:
-            writes.add(_INSERT_ENTRIES, *_columns(self.entries, _ENTRY_FIELDS))
+            writes.add(_INSERT_ENTRIES, *columns(self.entries, _ENTRY_FIELDS))
         booking.grant_changes(writes, self.grant_deltas)
         booking.wallet_changes(
             writes,

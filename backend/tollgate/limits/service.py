@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate.accounts.models import Account
 from tollgate.accounts.service import get_account
-from tollgate.db import Writes, driver
+from tollgate.db import Writes, columns, driver
 from tollgate.errors import AccountNotFound, ValidationFailed
 from tollgate.limits import rules
 from tollgate.limits.models import AccountLimits, UsageWindow
@@ -145,8 +145,7 @@ async def add_usage_many(session: AsyncSession, increments: Iterable[UsageIncrem
     """`add_usage` for a whole batch in one statement."""
     writes = Writes()
     usage_additions(writes, increments)
-    if writes:
-        await writes.run(await driver(session))
+    await writes.run(session)
 
 
 def usage_additions(writes: Writes, increments: Iterable[UsageIncrement]) -> None:
@@ -166,11 +165,12 @@ def usage_additions(writes: Writes, increments: Iterable[UsageIncrement]) -> Non
             row["calls"] += inc.calls
             row["cost_micros"] += inc.cost_micros
     if totals:
-        fields = ("account_id", "period", "starts_at", "window_key", "tokens", "calls")
-        columns = [[row[name] for row in totals.values()] for name in (*fields, "cost_micros")]
-        writes.add(_ADD_TO_WINDOWS, *columns)
+        writes.add(_ADD_TO_WINDOWS, *columns(totals.values(), _WINDOW_FIELDS))
 
 
+_WINDOW_FIELDS = (
+    "account_id", "period", "starts_at", "window_key", "tokens", "calls", "cost_micros"
+)  # fmt: skip
 # Rows for the same window were summed first: one INSERT … ON CONFLICT may not touch a row twice.
 _ADD_TO_WINDOWS = """
 INSERT INTO usage_windows (account_id, period, starts_at, window_key, tokens, calls, cost_micros)

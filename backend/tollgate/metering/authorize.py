@@ -17,6 +17,7 @@ from typing import Any, TypeAlias
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate import errors
+from tollgate.db import columns
 from tollgate.ledger.wallets import pool_headroom
 from tollgate.limits import rules as limit_rules
 from tollgate.limits import service as limits
@@ -252,7 +253,7 @@ async def _decide(
         )
 
     if reservations:
-        scope.writes.add(_INSERT_HOLDS, *([r[name] for r in reservations] for name in _HOLD_FIELDS))
+        scope.writes.add(_INSERT_HOLDS, *columns(reservations, _HOLD_FIELDS))
 
 
 _HOLD_FIELDS = (

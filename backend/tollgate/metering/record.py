@@ -22,7 +22,7 @@ from typing import Any, TypeAlias
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate import errors
-from tollgate.db import Writes, driver
+from tollgate.db import Writes, columns, driver
 from tollgate.ledger.wallets import Balance, LockedWallet, pool_headroom
 from tollgate.limits import rules as limit_rules
 from tollgate.limits import service as limits
@@ -84,10 +84,10 @@ RETURNING event_id
 
 
 def _event_columns(rows: list[dict[str, Any]]) -> list[list[Any]]:
-    columns = [[row[name] for row in rows] for name in _EVENT_FIELDS]
-    columns[_EVENT_FIELDS.index("flags")] = [",".join(row["flags"]) for row in rows]
-    columns[_EVENT_FIELDS.index("details")] = [json.dumps(row["details"]) for row in rows]
-    return columns
+    arrays = columns(rows, _EVENT_FIELDS)
+    arrays[_EVENT_FIELDS.index("flags")] = [",".join(row["flags"]) for row in rows]
+    arrays[_EVENT_FIELDS.index("details")] = [json.dumps(row["details"]) for row in rows]
+    return arrays
 
 
 @dataclass
@@ -252,8 +252,7 @@ async def _book(
                 )
                 held.pool_credits -= reservation["pool_credits"]
                 hold = reservation["credits"] + reservation["pool_credits"]
-                # Kept here, not on the loaded row: the statement below closes it, and a
-                # changed ORM object would be written a second time at commit.
+                # A hold named by two events of the batch settles once: the first closes it.
                 closed.add(reservation["id"])
                 settles = True
         credits = p.charge.credits
@@ -383,9 +382,7 @@ def _key_spend(writes: Writes, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         if row["api_key_id"] is not None:
             spend[row["api_key_id"]] += row["credits"]
-    changed = [(k, d) for k, d in spend.items() if d]
-    if changed:
-        writes.add(_ADD_KEY_SPEND, [k for k, _ in changed], [d for _, d in changed])
+    writes.add_deltas(_ADD_KEY_SPEND, spend)
 
 
 def _increments(

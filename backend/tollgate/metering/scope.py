@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tollgate.db import Writes, driver
+from tollgate.db import Writes
 from tollgate.ledger.spending import LedgerWriter
 from tollgate.ledger.wallets import LockedWallet
 from tollgate.limits import service as limits
@@ -85,6 +85,6 @@ class BatchScope:
         if not self.writes:
             return
         expected, self._events_expected = self._events_expected, 0
-        counts = await self.writes.run(await driver(self.session))
+        counts = await self.writes.run(self.session)
         if counts.get("events", 0) != expected:
             raise ConcurrentDuplicate
