@@ -45,7 +45,24 @@ def table_of(model: type) -> Table:
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
 
-def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
+# How long a connection keeps a prepared statement before preparing it again. PostgreSQL keeps
+# a generic plan for a prepared statement after its first five runs, chosen with the table
+# sizes of that moment: one prepared while a table was empty (a fresh install, usage_events
+# and reservations on their first day) stays a sequential scan as the table grows, until the
+# next ANALYZE. Measured on a fresh database: the lookup of a batch's event ids grew to 2 ms
+# and hot-account pairs/s halved within 20 s. Preparing again every few seconds costs one
+# round trip per statement and connection, and the new plan sees the table as it is now.
+# Planning every run instead (plan_cache_mode = force_custom_plan) also cured it, but cost
+# 20-25 % of ingest throughput: it replans the foreign-key checks of every inserted row too.
+STATEMENT_LIFETIME_SECONDS = 10
+
+
+def create_engine(
+    settings: Settings,
+    url: str | None = None,
+    *,
+    statement_lifetime: float = STATEMENT_LIFETIME_SECONDS,
+) -> AsyncEngine:
     target = url or settings.database_url
     if not target:
         raise RuntimeError("no database URL: set DATABASE_URL or start the embedded PostgreSQL")
@@ -54,22 +71,13 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=False,
-        connect_args={"server_settings": SERVER_SETTINGS},
+        connect_args={
+            # Each business operation is short; a stuck lock must fail rather than hang.
+            "server_settings": {"lock_timeout": "10s", "application_name": "tollgate"},
+            # Applies to the statements sent to asyncpg directly (every hot-path one).
+            "max_cached_statement_lifetime": statement_lifetime,
+        },
     )
-
-
-SERVER_SETTINGS = {
-    # Each business operation is short; a stuck lock must fail rather than hang a worker.
-    "lock_timeout": "10s",
-    "application_name": "tollgate",
-    # Plan every execution with its parameters. asyncpg prepares each statement once per
-    # connection, and PostgreSQL's default keeps a generic plan after five runs: one made while
-    # a table was empty (a fresh install, or usage_events on its first day) stays a sequential
-    # scan until the next ANALYZE, so a lookup by event id grew to milliseconds within seconds
-    # of load (measured: hot-account pairs/s halved in 20 s). Planning these short statements
-    # costs PostgreSQL microseconds; the lookups are indexed whatever the table's size.
-    "plan_cache_mode": "force_custom_plan",
-}
 
 
 async def driver(session: AsyncSession) -> asyncpg.Connection:
