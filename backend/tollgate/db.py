@@ -53,7 +53,7 @@ def table_of(model: type) -> Table:
 # and hot-account pairs/s halved within 20 s. Preparing again every few seconds costs one
 # round trip per statement and connection, and the new plan sees the table as it is now.
 # Planning every run instead (plan_cache_mode = force_custom_plan) also cured it, but cost
-# 20-25 % of ingest throughput: it replans the foreign-key checks of every inserted row too.
+# 20-25 % of ingest throughput, most likely by replanning every inserted row's foreign-key check.
 STATEMENT_LIFETIME_SECONDS = 10
 
 
