@@ -4,6 +4,7 @@ embedded PostgreSQL and Redis, data kept across a restart, nothing left running 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -17,6 +18,9 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+
+from tollgate.app import create_app
+from tollgate.config import Settings
 
 TOLLGATE = Path(sys.executable).parent / "tollgate"
 BOOTSTRAP_KEY = "tgk_serve_test_" + "b" * 32
@@ -261,3 +265,16 @@ def test_serve_stops_embedded_servers_on_sigterm(data_dir: Path) -> None:
         server.wait_healthy()
         ports = {server.port} | _listening_ports(_processes_of(data_dir))
         _assert_stopped_cleanly(server, signal.SIGTERM, ports)
+
+
+async def test_what_start_up_built_is_out_of_the_collectors_reach_until_stop(
+    settings: Settings,
+) -> None:
+    """Full collections walk every tracked object; start-up's (models, caches, compiled
+    statements) live as long as the app, so they are frozen while it serves and handed back
+    when it stops, as a test run starts and stops many apps."""
+    app = create_app(settings)
+    assert gc.get_freeze_count() == 0
+    async with app.router.lifespan_context(app):
+        assert gc.get_freeze_count() > 10_000
+    assert gc.get_freeze_count() == 0
