@@ -100,7 +100,7 @@ class _Priced:
 
 
 def _replay(row: Any, event: UsageEventInput) -> Recorded | errors.IdempotencyConflict:
-    if row["request_hash"] != event.fingerprint():
+    if row["request_hash"] != event.fingerprint:
         return errors.IdempotencyConflict(
             event.event_id, "this eventId was recorded with different values"
         )
@@ -157,7 +157,7 @@ async def record_batch(
             await scope.flush()
     for i in repeats:
         first = results[first_index[events[i].event_id]]
-        same = events[i].fingerprint() == events[first_index[events[i].event_id]].fingerprint()
+        same = events[i].fingerprint == events[first_index[events[i].event_id]].fingerprint
         results[i] = (
             first
             if same
@@ -280,7 +280,7 @@ async def _book(
         rows.append(
             {
                 "event_id": p.event.event_id,
-                "request_hash": p.event.fingerprint(),
+                "request_hash": p.event.fingerprint,
                 "account_id": account_id,
                 "model": p.event.model,
                 "provider": p.event.provider,

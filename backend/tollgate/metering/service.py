@@ -21,7 +21,7 @@ from tollgate.metering.committer import GroupCommitter
 from tollgate.metering.deps import MeteringDeps
 from tollgate.metering.models import Reservation
 from tollgate.metering.record import RecordResult, earlier_events, record_batch
-from tollgate.metering.requests import MAX_BATCH, AuthorizeRequest, UsageEventInput
+from tollgate.metering.requests import MAX_BATCH, AuthorizeRequest, UsageEventInput, hash_ahead
 from tollgate.metering.results import Authorized, BatchOutcome, Denied, Recorded, Released
 from tollgate.metering.scope import BatchScope
 
@@ -46,6 +46,7 @@ class Metering:
             raise ValueError(f"at most {MAX_BATCH} events per call")
         if not events:
             return []
+        hash_ahead(events)
         results = await self._committer.submit(list(events))
         assert not any(isinstance(r, Authorized | Denied) for r in results)
         return cast(list[RecordResult], results)
