@@ -827,6 +827,10 @@ def ratio(a: float, b: float) -> float | None:
     return round(a / b, 4) if b else None
 
 
+def postgres_ms_per_row(run: dict[str, Any]) -> float:
+    return float(run["cpu"]["cpu_ms_per_row"]["postgres"])
+
+
 def build_report(
     machine: dict[str, Any],
     config: dict[str, Any],
@@ -862,6 +866,15 @@ def build_report(
         # A pair is two requests: half the bare HTTP rate bounds pairs/s on the server's core.
         "pairs_ceiling_from_http_floor_vs_a_hot": ratio(rate("http_floor") / 2, a_hot),
         "json_pairs_hot_vs_pairs_ceiling": ratio(rate("json_pairs_hot"), rate("http_floor") / 2),
+        # What PostgreSQL spends on one booked event against one copied row, and the events/s
+        # it could reach with every core of the machine to itself at that cost: a bound on
+        # ingest that no work in the server can lift.
+        "ingest_postgres_cpu_per_event_vs_copy_per_row": ratio(
+            postgres_ms_per_row(runs["ingest_1000"]), postgres_ms_per_row(runs["b"])
+        ),
+        "ingest_ceiling_from_postgres_cpu_vs_b": ratio(
+            machine["cores"] * 1000 / postgres_ms_per_row(runs["ingest_1000"]), b
+        ),
     }
     tollgate = [name for name in runs if name.startswith(("json_", "graphql_", "ingest_"))]
     return {
