@@ -408,6 +408,11 @@ def server_command(port: int, pin: bool) -> tuple[list[str], bool]:
         if cli.exists()
         else [sys.executable, "-c", "from tollgate.cli import main; main()", *args]
     )
+    return on_server_cpu(command, pin)
+
+
+def on_server_cpu(command: list[str], pin: bool) -> tuple[list[str], bool]:
+    """`command` pinned to the server's CPU when asked and possible, and whether it is."""
     if pin and (taskset := shutil.which("taskset")):
         return [taskset, "-c", str(SERVER_CPU), *command], True
     return command, False
@@ -435,14 +440,8 @@ async def tollgate_server(
         "TOLLGATE_ENV": "production",
         "TOLLGATE_DATA_DIR": str(workdir / "server-data"),
     }
-    log_path = workdir / "server.log"
-    with open_log(log_path) as log:
-        proc = await asyncio.create_subprocess_exec(
-            *command, env=env, stdout=log, stderr=asyncio.subprocess.STDOUT
-        )
     base = f"http://127.0.0.1:{port}"
-    try:
-        await wait_healthy(base, proc, log_path)
+    async with running("tollgate serve", command, base, workdir / "server.log", env) as proc:
         setup = {
             "command": [Path(part).name if os.sep in part else part for part in command],
             "server_cpus": [SERVER_CPU] if pinned else "unpinned",
@@ -451,6 +450,20 @@ async def tollgate_server(
             "db_max_overflow": int(env.get("TOLLGATE_DB_MAX_OVERFLOW") or 20),
         }
         yield base, psutil.Process(proc.pid), setup
+
+
+@contextlib.asynccontextmanager
+async def running(
+    name: str, command: list[str], base: str, log_path: Path, env: dict[str, str] | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A server process, once its /healthz answers; stopped when the block ends."""
+    with open_log(log_path) as log:
+        proc = await asyncio.create_subprocess_exec(
+            *command, env=env, stdout=log, stderr=asyncio.subprocess.STDOUT
+        )
+    try:
+        await wait_healthy(name, base, proc, log_path)
+        yield proc
     finally:
         if proc.returncode is None:
             # SIGINT is uvicorn's graceful shutdown: the lifespan closes the pool.
@@ -462,17 +475,19 @@ async def tollgate_server(
                 await proc.wait()
 
 
-async def wait_healthy(base: str, proc: asyncio.subprocess.Process, log_path: Path) -> None:
+async def wait_healthy(
+    name: str, base: str, proc: asyncio.subprocess.Process, log_path: Path
+) -> None:
     deadline = time.monotonic() + 90
     async with httpx.AsyncClient(base_url=base, timeout=2) as http:
         while time.monotonic() < deadline:
             if proc.returncode is not None:
-                raise RuntimeError(f"tollgate serve exited early:\n{log_tail(log_path)}")
+                raise RuntimeError(f"{name} exited early:\n{log_tail(log_path)}")
             with contextlib.suppress(httpx.HTTPError):
                 if (await http.get("/healthz")).status_code == 200:
                     return
             await asyncio.sleep(0.2)
-    raise RuntimeError(f"tollgate serve did not become healthy:\n{log_tail(log_path)}")
+    raise RuntimeError(f"{name} did not become healthy:\n{log_tail(log_path)}")
 
 
 @contextlib.contextmanager

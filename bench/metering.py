@@ -16,6 +16,7 @@ import hashlib
 import itertools
 import os
 import random
+import sys
 import time
 import uuid
 from collections import Counter
@@ -29,9 +30,10 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
-import psutil
 
 # Run as a script, this folder is on the import path.
+import metering_minimal
+import psutil
 from common import (
     HttpConnection,
     Measurement,
@@ -51,7 +53,10 @@ from ledger import (
     account_sets,
     can_pin,
     counting_statements,
+    free_port,
+    on_server_cpu,
     pinned_to,
+    running,
     seed,
     tally,
     tollgate_server,
@@ -749,6 +754,91 @@ async def run_tollgate(
     return runs, server_setup
 
 
+# --- the minimal service: the ceiling for a Python service on this stack ------------------------
+
+MINIMAL_BOOKS = """
+SELECT coalesce(sum(balance), 0) AS balance, coalesce(sum(held), 0) AS held,
+    coalesce(min(balance - held), 0) AS min_available,
+    (SELECT count(*) FROM minimal_holds) AS holds_open,
+    (SELECT count(*) FROM minimal_usage_events) AS events
+FROM minimal_wallets
+"""
+
+
+async def minimal_books(conn: asyncpg.Connection) -> dict[str, int]:
+    row = await conn.fetchrow(MINIMAL_BOOKS)
+    assert row is not None
+    return {key: int(value) for key, value in row.items()}
+
+
+def check_minimal_books(
+    before: dict[str, int], after: dict[str, int], acked: Acknowledged
+) -> dict[str, Any]:
+    checks = {
+        "no_negative_available": after["min_available"] >= 0,
+        "balance_drop_equals_recorded_credits": before["balance"] - after["balance"]
+        == acked.credits,
+        "held_back_to_zero": after["held"] == 0 and after["holds_open"] == 0,
+        "every_acknowledged_event_stored": after["events"] - before["events"] == acked.events,
+    }
+    return {"consistent": all(checks.values()), **checks, "events_acknowledged": acked.events}
+
+
+async def run_minimal(
+    url: str,
+    sets: dict[str, list[str]],
+    args: argparse.Namespace,
+    workdir: Path,
+    monitor: ClusterMonitor,
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """The same pairs and ingest against `metering_minimal.py`, on the same CPU as Tollgate."""
+    conn = monitor.conn
+    await conn.execute(metering_minimal.SCHEMA)
+    await conn.execute(
+        "INSERT INTO minimal_wallets (account_id, external_id, balance)"
+        " SELECT id, external_id, $1 FROM accounts WHERE external_id = ANY($2::text[])",
+        CREDITS,
+        [a for accounts in sets.values() for a in accounts],
+    )
+    await conn.execute("VACUUM ANALYZE minimal_wallets")
+    port = free_port()
+    script = Path(metering_minimal.__file__)
+    command, pinned = on_server_cpu(
+        [sys.executable, str(script), "--port", str(port), "--database-url", plain_url(url)],
+        can_pin(),
+    )
+    runs: dict[str, dict[str, Any]] = {}
+    base = f"http://127.0.0.1:{port}"
+    async with running("metering_minimal.py", command, base, workdir / "minimal.log") as proc:
+        watch = monitor.watch(server=psutil.Process(proc.pid))
+        conns = [HttpConnection("127.0.0.1", port, {}) for _ in range(args.clients)]
+        api = JsonApi(pooled_post(conns))
+
+        async def measured(call_of: Callable[[Acknowledged], Call], clients: int) -> Any:
+            before, acked = await minimal_books(conn), Acknowledged()
+            m, backends = await measure(call_of(acked), args, clients, monitor, watch)
+            check = check_minimal_books(before, await minimal_books(conn), acked)
+            return m, check, backends
+
+        try:
+            with pinned_to(CLIENT_CPU if pinned else None):
+                for kind, accounts in sets.items():
+                    m, check, backends = await measured(
+                        functools.partial(pair_call, api, accounts), args.clients
+                    )
+                    runs[f"minimal_pairs_{kind}"] = describe(m, check, backends)
+                    report_progress(f"minimal pairs {kind}", m.ops_per_second, "pairs/s")
+                for size in INGEST_BATCHES:
+                    call_of = functools.partial(ingest_call, api, sets["spread"], size)
+                    m, check, backends = await measured(call_of, args.senders)
+                    runs[f"minimal_ingest_{size}"] = describe(m, check, backends, per_call=size)
+                    report_progress(f"minimal ingest {size}", m.ops_per_second * size, "events/s")
+        finally:
+            for c in conns:
+                c.close()
+    return runs, {"command": [Path(part).name for part in command], "pinned": pinned}
+
+
 # --- measuring and reporting ---------------------------------------------------------------------
 
 
@@ -876,6 +966,18 @@ def build_report(
             machine["cores"] * 1000 / postgres_ms_per_row(runs["ingest_1000"]), b
         ),
     }
+    # The same work against the minimal service (metering_minimal.py): where the aims stand
+    # against the most a Python service on this stack reaches, and Tollgate against that.
+    minimal = {
+        "pairs_hot": ("json_pairs_hot", a_hot),
+        "pairs_spread": ("json_pairs_spread", a_spread),
+        "ingest_1000": ("ingest_1000", b),
+    }
+    for name, (ours, against) in minimal.items():
+        ratios["more"][f"minimal_{name}_vs_{'b' if 'ingest' in name else 'a'}"] = ratio(
+            rate(f"minimal_{name}"), against
+        )
+        ratios["more"][f"{ours}_vs_minimal"] = ratio(rate(ours), rate(f"minimal_{name}"))
     tollgate = [name for name in runs if name.startswith(("json_", "graphql_", "ingest_"))]
     return {
         "machine": machine,
@@ -897,6 +999,15 @@ def build_report(
             },
             "consistent": all(runs[n]["check"]["consistent"] for n in tollgate),
         },
+        "minimal": {
+            "pairs_per_second": {kind: rate(f"minimal_pairs_{kind}") for kind in ("hot", "spread")},
+            "ingest_events_per_second": {
+                f"batch_{size}": rate(f"minimal_ingest_{size}") for size in INGEST_BATCHES
+            },
+            "consistent": all(
+                run["check"]["consistent"] for n, run in runs.items() if n.startswith("minimal_")
+            ),
+        },
         "ratios": ratios,
         "latency_ms": {name: run["latency_ms"] for name, run in runs.items()},
         "batches_formed": {name: runs[name]["batches_formed"] for name in tollgate},
@@ -916,6 +1027,10 @@ ROWS = (
     ("graphql_pairs_spread", "GraphQL pairs spread", "pairs/s"),
     ("ingest_100", "ingest x100 spread", "events/s"),
     ("ingest_1000", "ingest x1000 spread", "events/s"),
+    ("minimal_pairs_hot", "minimal pairs hot", "pairs/s"),
+    ("minimal_pairs_spread", "minimal pairs spread", "pairs/s"),
+    ("minimal_ingest_100", "minimal ingest x100", "events/s"),
+    ("minimal_ingest_1000", "minimal ingest x1000", "events/s"),
 )
 
 
@@ -1007,6 +1122,8 @@ async def run_in(
             settings, secret, sets, args, workdir, monitor
         )
         runs |= tollgate_runs
+        minimal_runs, minimal_setup = await run_minimal(url, sets, args, workdir, monitor)
+        runs |= minimal_runs
     finally:
         await monitor.conn.close()
         await monitor.sampler.close()
@@ -1032,6 +1149,7 @@ async def run_in(
         " load generator unpinned",
         "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
         "tollgate": server_setup,
+        "minimal": minimal_setup,
         "http_client": "HttpConnection (bench/common.py): one keep-alive HTTP/1.1 connection per"
         " client, one request at a time on it",
         "total_run_seconds": round(time.perf_counter() - started, 1),
