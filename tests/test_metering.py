@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import GraphQLClient
 from tests.metering_helpers import (
@@ -22,11 +23,12 @@ from tests.metering_helpers import (
 )
 from tollgate import errors
 from tollgate.db import Database
+from tollgate.metering import subjects
 from tollgate.metering.models import UsageEvent
 from tollgate.metering.record import record_batch
 from tollgate.metering.requests import AuthorizeRequest, UsageEventInput
 from tollgate.metering.results import Authorized, Recorded
-from tollgate.metering.scope import ConcurrentDuplicate
+from tollgate.metering.scope import BatchScope, ConcurrentDuplicate
 
 
 def event(account: str, input_tokens: int, output_tokens: int, **extra: object) -> dict:
@@ -248,3 +250,26 @@ async def test_one_event_id_racing_in_two_transactions_is_booked_once(
         assert await s.scalar(select(func.count()).select_from(UsageEvent)) == 2
     assert (await balance(gql, "racer-a"))["total"] == 999
     assert (await balance(gql, "racer-b"))["total"] == 999
+
+
+async def test_known_accounts_are_found_without_a_query() -> None:
+    known = subjects.Known(limit=2)
+    first = subjects.Subject(1, "first", 11, None, None, None)
+    known.keep([first])
+    # A session that any query would fail on: the scope must not touch it.
+    scope = BatchScope(cast(AsyncSession, object()), datetime.now(UTC), known=known)
+    found = (await scope.find(["first"]))["first"]
+    assert found == first and found is not first
+    found.pool_drawn = 7  # a transaction's refresh stays in that transaction
+    kept = known.get("first")
+    assert kept is not None and kept.pool_drawn == 0
+    known.keep([subjects.Subject(2, "second", 12, None, None, None)])
+    known.keep([subjects.Subject(3, "third", 13, None, None, None)])
+    assert known.get("first") is None and known.get("third") is not None
+
+
+async def test_an_account_created_after_a_miss_is_found(gql: GraphQLClient) -> None:
+    await price_model(gql)
+    assert (await authorize(gql, "late", 1, 1))["__typename"] == "AccountNotFound"
+    await funded_account(gql, "late", 10)
+    assert (await authorize(gql, "late", 1, 1))["__typename"] == "Authorized"

@@ -46,11 +46,21 @@ class BatchScope:
     writer: LedgerWriter = field(default_factory=lambda: LedgerWriter("system:metering"))
     writes: Writes = field(default_factory=Writes)
     _events_expected: int = 0
+    known: subjects.Known | None = None
 
     async def find(self, external_ids: Iterable[str]) -> dict[str, subjects.Subject]:
         wanted = set(external_ids)
         if missing := wanted - self._subjects.keys():
-            self._subjects |= await subjects.find(self.session, missing)
+            if self.known is not None:
+                for external_id in list(missing):
+                    if (subject := self.known.get(external_id)) is not None:
+                        self._subjects[external_id] = subject
+                        missing.discard(external_id)
+            if missing:
+                found = await subjects.find(self.session, missing)
+                self._subjects |= found
+                if self.known is not None:
+                    self.known.keep(found.values())
         return {e: self._subjects[e] for e in wanted if e in self._subjects}
 
     async def limits(self, account_ids: Iterable[int]) -> dict[int, Limits | None]:

@@ -35,6 +35,7 @@ class Metering:
         # One committer for both: a hot account's bookings and holds share one transaction,
         # one lookup and one lock instead of queueing for its wallet row in two.
         self._committer = GroupCommitter(db, self._run, self._publish, _account_of)
+        self._known = subjects.Known()
 
     async def authorize(self, request: AuthorizeRequest) -> AuthorizeResult:
         result = (await self._committer.submit([request]))[0]
@@ -63,7 +64,7 @@ class Metering:
         self, session: AsyncSession, requests: list[Request], now: datetime
     ) -> BatchOutcome[Response]:
         """Bookings first, so that the holds decided after them see the credits they freed."""
-        scope = BatchScope(session, now)
+        scope = BatchScope(session, now, known=self._known)
         found = await scope.find(r.account_external_id for r in requests)
         events = [r for r in requests if isinstance(r, UsageEventInput)]
         asks = [r for r in requests if isinstance(r, AuthorizeRequest)]

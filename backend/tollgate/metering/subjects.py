@@ -7,7 +7,7 @@ organisation pool wallet (ascending id), so concurrent batches can never deadloc
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,6 +43,30 @@ _BY_ID = _SUBJECTS.format(condition="a.id = ANY($1::bigint[])")
 async def find(session: AsyncSession, external_ids: Iterable[str]) -> dict[str, Subject]:
     rows = await (await driver(session)).fetch(_BY_EXTERNAL_ID, list(set(external_ids)))
     return {row[1]: Subject(*row) for row in rows}
+
+
+class Known:
+    """Subjects already found, so that a busy account's transactions skip the lookup: one round
+    trip less before its wallet lock. What is kept never changes once it exists: an account's
+    id, wallet, organisation and that organisation's pool and member cap are set when the
+    account or organisation is created, and accounts are never deleted. A change of any of
+    them must invalidate this. Accounts not found are not kept: one created later is found.
+    The oldest entries make way once `limit` are kept."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._limit = limit
+        self._subjects: dict[str, Subject] = {}
+
+    def get(self, external_id: str) -> Subject | None:
+        known = self._subjects.get(external_id)
+        # A copy: a transaction refreshes `pool_drawn` on the subjects it locks.
+        return None if known is None else replace(known)
+
+    def keep(self, subjects: Iterable[Subject]) -> None:
+        for subject in subjects:
+            if len(self._subjects) >= self._limit:
+                del self._subjects[next(iter(self._subjects))]
+            self._subjects[subject.external_id] = replace(subject)
 
 
 async def by_ids(session: AsyncSession, account_ids: Iterable[int]) -> list[Subject]:
