@@ -20,6 +20,10 @@ from tollgate.app import create_app
 from tollgate.config import Settings
 from tollgate.db import Database
 from tollgate.metering import holds
+from tollgate.metering.models import Reservation
+from tollgate.metering.record import record_batch
+from tollgate.metering.requests import UsageEventInput
+from tollgate.metering.results import Recorded
 from tollgate.notifications.service import ALERTS_CHANNEL
 
 SET_LIMITS = """
@@ -209,3 +213,24 @@ async def test_expired_holds_are_released_by_the_sweep(
         ],
     )
     assert booked[0]["flags"] == ["HOLD_NOT_ACTIVE"]
+
+
+async def test_a_hold_that_ran_out_is_given_back_once_when_its_usage_arrives(
+    gql: GraphQLClient, db: Database, settings: Settings, app: Any
+) -> None:
+    """No sweep ran: the booking's own transaction closes the expired hold before it reads the
+    hold to settle it. The credits go back once, and the usage is booked, flagged."""
+    await price_model(gql)
+    await funded_account(gql, "u1", 100)
+    held = await authorize(gql, "u1", 30_000, 0)
+    later = datetime.now(UTC) + timedelta(seconds=settings.hold_ttl_seconds + 1)
+    hold_id = uuid.UUID(held["reservationId"])
+    usage = UsageEventInput("late-1", "u1", MODEL, input_tokens=1_000, reservation_id=hold_id)
+    async with db.transaction() as session:
+        booked = await record_batch(session, app.state.metering.deps, [usage], now=later)
+    result = booked.results[0]
+    assert isinstance(result, Recorded) and result.flags == ("HOLD_NOT_ACTIVE",)
+    assert await balance(gql, "u1") == {"available": 99, "reserved": 0, "total": 99}
+    async with db.transaction() as session:
+        closed = await session.get(Reservation, hold_id)
+    assert closed is not None and closed.status == "EXPIRED"
