@@ -437,3 +437,13 @@ def write_report(
     out.write_text(json.dumps(report, indent=2) + "\n")
     print_table(report)
     print(f"\nwritten to {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
+
+
+def run_small_server(app: Any, host: str, port: int) -> None:
+    """Serve one of the benchmarks' own small apps as `tollgate serve` serves Tollgate: uvicorn
+    with uvloop and httptools when installed, no access log."""
+    import uvicorn  # only the small servers' processes need it
+
+    uvicorn.run(
+        app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False
+    )

@@ -25,7 +25,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import uvicorn
+
+# Run as a script, this folder is on the import path.
+from common import run_small_server
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -200,14 +202,7 @@ def main() -> None:
         if not args.upstream:
             parser.error("forwarder needs --upstream")
         app = Forwarder(args.upstream).app
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        proxy_headers=False,
-    )
+    run_small_server(app, args.host, args.port)
 
 
 if __name__ == "__main__":

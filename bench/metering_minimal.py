@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import uvicorn
+
+# Run as a script, this folder is on the import path.
+from common import run_small_server
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -282,14 +284,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--database-url", required=True, help="a plain postgresql:// URL")
     args = parser.parse_args()
-    uvicorn.run(
-        Minimal(args.database_url).app,
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-        proxy_headers=False,
-    )
+    run_small_server(Minimal(args.database_url).app, args.host, args.port)
 
 
 if __name__ == "__main__":
